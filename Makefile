@@ -1,0 +1,67 @@
+# Pimba-style PIM state-update accelerator: one Makefile drives set-up, tests and the main job.
+#   make demo   - the main job (sim + synth + sweeps + study + report)
+#   make test   - the test suite (bootstraps `make setup` on a fresh machine)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY ?= python3
+VENV := .venv
+VPY := $(abspath $(VENV))/bin/python
+STAMP := $(VENV)/.setup-stamp
+BUILD := build
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export COCOTB_REWRITE_ASSERTION_FILES := test_*.py
+
+.PHONY: setup tools test test-long bench sim sim-long synth sweep study demo clean help
+
+help:
+	@echo "make demo       main job: co-simulation, synthesis, system sweeps, accuracy study, report"
+	@echo "make test       test suite (sets everything up first when needed)"
+	@echo "make test-long  long regressions (slow tests)"
+	@echo "make bench      benchmarks -> build/bench/*.json"
+	@echo "make sim | sim-long | synth | sweep | study   individual steps"
+
+setup: $(STAMP)
+
+# Python packages (CPU torch wheel first, so the range in pyproject.toml adds nothing),
+# then the simulators/EDA tools that do not come from PyPI.
+$(STAMP): pyproject.toml scripts/setup_tools.sh
+	@echo "== setup: virtual environment in $(VENV)"
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e '.[eda,study]'
+	bash scripts/setup_tools.sh
+	touch $@
+
+tools:
+	bash scripts/setup_tools.sh
+
+test: setup
+	$(VPY) -m pytest -q -m "not slow" -p no:cacheprovider
+
+test-long: setup
+	$(VPY) -m pytest -q -m slow -p no:cacheprovider
+
+bench: setup
+	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
+
+sim: setup
+	@echo "make sim: not implemented yet (issue 3: cosim of the arithmetic units)"; exit 2
+
+sim-long: setup
+	@echo "make sim-long: not implemented yet (issue 3)"; exit 2
+
+synth: setup
+	@echo "make synth: not implemented yet (issue 5: synthesis flow)"; exit 2
+
+sweep: setup
+	@echo "make sweep: not implemented yet (issue 6: system model)"; exit 2
+
+study: setup
+	@echo "make study: not implemented yet (issue 7: accuracy study)"; exit 2
+
+demo: setup
+	@echo "make demo: not implemented yet (issue 8: the main job and report)"; exit 2
+
+clean:
+	rm -rf $(BUILD) sim_build* .pytest_cache .hypothesis

@@ -1,0 +1,321 @@
+"""Arithmetic of the State-update Processing Engine on MX8 operands (bit-exact specification).
+
+The normative text, with worked examples, is ``docs/mx8.md``. Operations:
+
+* :func:`mul` — element-wise product of two MX8 tensors (group ``g`` times group ``g``);
+  :func:`mul_scalar` — an MX8 tensor times a broadcast MX8 scalar.
+* :func:`add` — sum with shift alignment and renormalization.
+* :func:`dot` — 32-element dot products (one per sub-chunk) in the exact ``DotOut`` format.
+* :func:`state_update` — ``S' = d * S + k v_j ; y_j = S'^T q`` on MX8 sub-chunks.
+* :func:`attention_score`, :func:`attention_attend` — the attention mode of the datapath.
+
+Every rounding point (the two multipliers and the adder; the dot product does not round)
+takes its random bits from the source of its *site* (``quant.rng.SITES``), one ``rbits``-bit
+integer per result element, in row-major order of the result (or the hardware order for
+:func:`state_update`, see there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MX8, MX8Scalar, PAIRS, _draw,
+                  check_rounding, round_shifted)
+from .rng import SITES, SPERandom
+
+__all__ = [
+    "RENORMS", "ADD_FRAC_BITS", "DOT_GUARD_BITS", "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
+    "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
+    "state_update", "attention_score", "attention_attend", "hardware_order_rand",
+]
+
+RENORMS = ("lod", "fixed")
+#: Fraction bits kept below the result LSB when the adder aligns an addend (truncation).
+ADD_FRAC_BITS = 8
+#: Extra fraction bits of the dot-product accumulator for the lower-exponent group.
+DOT_GUARD_BITS = 8
+#: Width of the signed dot-product mantissa Y.
+DOT_Y_BITS = 28
+#: X value marking a NaN dot product.
+DOT_X_NAN = 0x1FF
+#: Values per sub-chunk (one 256-bit DRAM column = two groups).
+SUBCHUNK = 2 * GROUP
+
+
+@dataclass(frozen=True)
+class SPEConfig:
+    """Arithmetic options of the SPE.
+
+    Parameters
+    ----------
+    rounding : {"stochastic", "nearest"}
+        Rounding of the multipliers and the adder.
+    rbits : int
+        Random bits of stochastic rounding (1..8; the adder keeps 8 fraction bits).
+    renorm : {"lod", "fixed"}
+        ``"lod"``: group-wide leading-one detection picks the result exponent so the group's
+        largest magnitude uses all 6 bits. ``"fixed"``: the multiplier always drops 6 bits
+        (result exponent ``Ea + Eb - 126``) and the adder only shifts right by one when a sum
+        needs a 7th bit.
+    """
+
+    rounding: str = "stochastic"
+    rbits: int = 8
+    renorm: str = "lod"
+
+    def __post_init__(self):
+        check_rounding(self.rounding, self.rbits)
+        if self.rbits > ADD_FRAC_BITS:
+            raise ValueError(f"SPEConfig.rbits must be in 1..{ADD_FRAC_BITS}, not {self.rbits}")
+        if self.renorm not in RENORMS:
+            raise ValueError(f"SPEConfig.renorm must be one of {RENORMS}, not {self.renorm!r}")
+
+
+@dataclass(frozen=True)
+class DotOut:
+    """Exact-format dot-product partial: ``y = Y * 2**(X - 254 - 12 - DOT_GUARD_BITS)``.
+
+    Members
+    -------
+    y_int : int64 tensor, the signed mantissa ``Y`` (fits ``DOT_Y_BITS`` two's complement)
+    x_exp : int32 tensor, the exponent ``X`` (9 bits; ``DOT_X_NAN`` = NaN)
+    """
+
+    y_int: torch.Tensor
+    x_exp: torch.Tensor
+
+    def value(self) -> torch.Tensor:
+        """Exact float64 value of each partial (NaN where ``X == DOT_X_NAN``)."""
+        scale = torch.exp2((self.x_exp.to(torch.float64)
+                            - (2 * BIAS + 2 * (MAG_BITS - 1) + 2 + DOT_GUARD_BITS)))
+        val = self.y_int.to(torch.float64) * scale
+        return torch.where(self.x_exp == DOT_X_NAN, torch.nan, val)
+
+    def words(self) -> torch.Tensor:
+        """The 37-bit result word the RTL returns: ``Y`` in bits 0-27, ``X`` in bits 28-36."""
+        y = self.y_int & ((1 << DOT_Y_BITS) - 1)
+        return y | (self.x_exp.to(torch.int64) << DOT_Y_BITS)
+
+
+@dataclass(frozen=True)
+class StateUpdateOut:
+    """Result of :func:`state_update`: new state, per-sub-chunk partials and ``y``."""
+
+    state: MX8
+    partial: DotOut
+    y: torch.Tensor
+
+
+def _bitlen(v: torch.Tensor) -> torch.Tensor:
+    """Bit length of non-negative integers (< 2**53): 0 -> 0, 1 -> 1, 4 -> 3."""
+    return torch.frexp(v.to(torch.float64)).exponent.to(torch.int32)
+
+
+def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand) -> MX8:
+    """Common back end of the multiplier and the adder.
+
+    ``v`` (..., G, 16) are exact non-negative magnitudes in units of
+    ``2**(e_base - 127 - mu_r - 5 - frac)``; ``sh`` (..., G) is the policy's exponent shift.
+    The shift is raised where needed so the result exponent ``e_base + sh`` is >= 0 (gradual
+    underflow); a result exponent above 254 gives a NaN group (overflow).
+    """
+    sh = torch.maximum(sh, -e_base)
+    exp = e_base + sh
+    mag = round_shifted(v, (frac + sh).unsqueeze(-1), cfg.rounding, cfg.rbits, rand)
+    nan = nan | (exp > EXP_NAN - 1)
+    zero = (mag == 0).all(dim=-1) & ~nan
+    clear = (nan | zero).unsqueeze(-1)
+    exp = torch.where(nan, EXP_NAN, torch.where(zero, 0, exp)).to(torch.int32)
+    sign = torch.where(clear, 0, (neg & (mag > 0)).to(torch.int32))
+    mu = torch.where(clear, 0, mu_r)
+    mag = torch.where(clear, 0, mag)
+    return MX8(exp, mu.to(torch.int32).contiguous(), sign.contiguous(),
+               mag.to(torch.int32).contiguous())
+
+
+def _broadcast(a: MX8, b: MX8) -> tuple[MX8, MX8]:
+    if a.exp.shape[-1] != b.exp.shape[-1]:
+        raise ValueError(f"MX8 operands have different value lengths {a.shape} and {b.shape}")
+    lead = torch.broadcast_shapes(a.exp.shape[:-1], b.exp.shape[:-1])
+    return a.broadcast_to(lead), b.broadcast_to(lead)
+
+
+def mul(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
+    """Element-wise MX8 product (leading dimensions broadcast).
+
+    Steps (per group): ``Ep = Ea + Eb - 127``; per pair ``mu_sum = mu_a + mu_b``, result
+    ``mu = min(mu_sum, 1)`` and products of pairs with ``mu_sum == 2`` are shifted right by
+    one; ``p = ma * mb`` (12-bit), sign ``sa ^ sb``; reduction to 6 bits by the renorm policy
+    and rounding. ``rng``: the ``mul_*`` site's source, or pre-drawn bits of the result shape.
+    """
+    a, b = _broadcast(a, b)
+    mu_sum = a.mu + b.mu
+    d_el = (mu_sum == 2).to(torch.int32).repeat_interleave(2, dim=-1)
+    prod = (a.mag * b.mag) << (1 - d_el)  # half-units: exact, 13 bits
+    neg = (a.sign ^ b.sign).bool()
+    e_base = a.exp + b.exp - BIAS - (MAG_BITS - 1)
+    if cfg.renorm == "fixed":
+        sh = torch.full_like(e_base, MAG_BITS)
+    else:
+        sh = (_bitlen(prod.amax(dim=-1)) - (MAG_BITS + 1)).clamp(min=0)
+    rand = _draw(rng, prod.shape[:-2] + (prod.shape[-2] * GROUP,), cfg.rounding, cfg.rbits)
+    if rand is not None:
+        rand = rand.reshape(prod.shape)
+    return _normalize_round(prod, neg, e_base, 1, sh, mu_sum.clamp(max=1), a.nan | b.nan,
+                            cfg, rand)
+
+
+def mul_scalar(a: MX8, s: MX8Scalar, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
+    """``a`` times a broadcast MX8 scalar per leading position (``s.exp.shape`` broadcasts
+    against ``a``'s leading shape). The scalar enters the multiplier as a group of 16 copies
+    with its own group exponent and pair micro-exponent."""
+    lead = torch.broadcast_shapes(a.exp.shape[:-1], s.exp.shape)
+    return mul(a, s.expand_groups(lead, a.exp.shape[-1]), cfg, rng)
+
+
+def add(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
+    """MX8 sum (leading dimensions broadcast).
+
+    Steps (per group): ``Er = max(Ea, Eb)``; each addend's magnitude, extended by
+    ``ADD_FRAC_BITS`` zero fraction bits, is shifted right (truncating) by
+    ``Er - E + mu`` of its own group and pair; signed integer addition; renormalization by
+    the policy; rounding; result ``mu = 0``.
+    """
+    a, b = _broadcast(a, b)
+    e_max = torch.maximum(a.exp, b.exp)
+    lim = MAG_BITS + ADD_FRAC_BITS + 1
+
+    def aligned(x: MX8) -> torch.Tensor:
+        dist = (e_max - x.exp).unsqueeze(-1) + x.mu_el
+        t = (x.mag << ADD_FRAC_BITS) >> dist.clamp(max=lim)
+        return torch.where(x.sign.bool(), -t, t)
+
+    total = aligned(a) + aligned(b)
+    v = total.abs()
+    if cfg.renorm == "fixed":
+        sh = (v.amax(dim=-1) >> (MAG_BITS + ADD_FRAC_BITS)).clamp(max=1)
+    else:
+        sh = _bitlen(v.amax(dim=-1)) - (MAG_BITS + ADD_FRAC_BITS)
+    rand = _draw(rng, v.shape[:-2] + (v.shape[-2] * GROUP,), cfg.rounding, cfg.rbits)
+    if rand is not None:
+        rand = rand.reshape(v.shape)
+    mu0 = torch.zeros(e_max.shape + (PAIRS,), dtype=torch.int32)
+    return _normalize_round(v, total < 0, e_max, ADD_FRAC_BITS, sh, mu0, a.nan | b.nan,
+                            cfg, rand)
+
+
+def dot(a: MX8, b: MX8) -> DotOut:
+    """32-element dot products, one per sub-chunk (two groups) of the last dimension.
+
+    Exact per group: ``A_g = sum(+-(ma*mb) << (2 - mu_sum))`` (19-bit signed) with exponent
+    ``X_g = Ea + Eb``. Per sub-chunk: ``X = max X_g`` over groups with ``A_g != 0`` (0 if
+    none); ``Y = sum((A_g << 8) >> (X - X_g))`` with arithmetic (floor) shifts. Any NaN group
+    gives ``X = 0x1FF, Y = 0``. Nothing is rounded except the floor of the lower group.
+    """
+    a, b = _broadcast(a, b)
+    if a.exp.shape[-1] % 2:
+        raise ValueError(f"dot needs whole 32-value sub-chunks, got {a.shape[-1]} values")
+    mu_sum = (a.mu + b.mu).repeat_interleave(2, dim=-1)
+    term = ((a.mag * b.mag) << (2 - mu_sum)).to(torch.int64)
+    term = torch.where((a.sign ^ b.sign).bool(), -term, term)
+    acc = term.sum(dim=-1)  # (..., G)
+    xg = (a.exp + b.exp).to(torch.int64)
+    nan = a.nan | b.nan
+    lead = acc.shape[:-1]
+    acc = acc.reshape(*lead, -1, 2)
+    xg = xg.reshape(*lead, -1, 2)
+    nan = nan.reshape(*lead, -1, 2).any(dim=-1)
+    x = torch.where(acc != 0, xg, 0).amax(dim=-1)
+    dist = (x.unsqueeze(-1) - xg).clamp(0, 62)
+    y = ((acc << DOT_GUARD_BITS) >> dist).sum(dim=-1)
+    y = torch.where(nan, 0, y)
+    x = torch.where(nan, DOT_X_NAN, x).to(torch.int32)
+    return DotOut(y, x)
+
+
+def hardware_order_rand(src, lead: tuple[int, ...], dim_state: int, dim_head: int,
+                        rounding: str, rbits: int) -> torch.Tensor | None:
+    """Random bits for a state-shaped result ``(*lead, dim_state, dim_head)`` drawn in the
+    SPU's processing order: for each leading index, for each dim_head sub-chunk range (a
+    chunk), for each state column (an iteration), the 32 lanes."""
+    if rounding == "nearest":
+        return None
+    nsub = dim_head // SUBCHUNK
+    r = src.draw(tuple(lead) + (nsub, dim_state, SUBCHUNK), rbits)
+    return r.transpose(-2, -3).reshape(*lead, dim_state, dim_head)
+
+
+def _check_shapes(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8):
+    *lead, dim_state, dim_head = S.shape
+    lead = tuple(lead)
+    if dim_head % SUBCHUNK:
+        raise ValueError(f"dim_head must be a multiple of {SUBCHUNK} (one sub-chunk), "
+                         f"got {dim_head}")
+    for name, t, n in (("d", d, dim_head), ("k", k, dim_head), ("q", q, dim_head),
+                       ("v", v, dim_state)):
+        if t.shape != lead + (n,):
+            raise ValueError(f"state_update: {name} must have shape {lead + (n,)} for a state "
+                             f"of shape {S.shape}, got {t.shape}")
+    return lead, dim_state, dim_head
+
+
+def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPEConfig(),
+                 rng: SPERandom | int | None = None) -> StateUpdateOut:
+    """One generation step of the state update on MX8 data, exactly as the SPE computes it.
+
+    ``S`` holds the state transposed, shape ``(*lead, dim_state, dim_head)`` (state column
+    ``j`` is row ``j``, groups along dim_head); ``d, k, q``: ``(*lead, dim_head)``;
+    ``v``: ``(*lead, dim_state)``. Per sub-chunk (32 values of one state column)::
+
+        decay = mul(d, S[j])          (site mul_decay)
+        outer = mul_scalar(k, v[j])   (site mul_outer)
+        S'[j] = add(decay, outer)     (site add)
+        partial = dot(S'[j], q)       (exact, no rounding)
+
+    ``y[j]`` is the float64 sum of the ``dim_head / 32`` partials of column ``j`` (the GPU
+    accumulates them in higher precision). Random bits are consumed in the SPU's order (see
+    :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
+    (``SPERandom.torch(seed)``) or None (seed 0).
+    """
+    lead, dim_state, dim_head = _check_shapes(S, d, k, v, q)
+    if rng is None or isinstance(rng, int):
+        rng = SPERandom.torch(0 if rng is None else rng)
+    if not isinstance(rng, SPERandom):
+        raise TypeError(f"rng must be an SPERandom, an int seed or None, not {type(rng)}")
+    draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
+             for s in SITES}
+    decay = mul(S, d.unsqueeze(len(lead)), cfg, draws["mul_decay"])
+    outer = mul_scalar(k.unsqueeze(len(lead)), v.scalars(), cfg, draws["mul_outer"])
+    new = add(decay, outer, cfg, draws["add"])
+    partial = dot(new, q.unsqueeze(len(lead)))
+    return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
+
+
+def attention_score(keys: MX8, q: MX8) -> DotOut:
+    """Score mode: partial dot products of ``q`` (``(*lead, dim_head)``) with every key
+    (``(*lead, seq, dim_head)``), one per sub-chunk: ``(*lead, seq, dim_head/32)``."""
+    return dot(keys, q.unsqueeze(q.exp.dim() - 1))
+
+
+def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(),
+                     rng: SPERandom | int | None = None) -> MX8:
+    """Attend mode: ``acc = sum_t s_t * V_t`` accumulated in MX8, token after token.
+
+    ``values``: ``(*lead, seq, dim_head)``; ``scores``: MX8 scalars ``(*lead, seq)`` (the
+    softmax output quantized by the GPU). Products use site ``mul_outer``, the running sum
+    site ``add``; each token is one rounding event per sub-chunk, tokens in order. The
+    accumulator starts as the zero group.
+    """
+    if rng is None or isinstance(rng, int):
+        rng = SPERandom.torch(0 if rng is None else rng)
+    *lead, seq, _ = values.shape
+    zero = torch.zeros(tuple(lead) + (values.exp.shape[-1],), dtype=torch.int32)
+    acc = MX8(zero, zero[..., None].expand(*zero.shape, PAIRS), zero[..., None].expand(
+        *zero.shape, GROUP), zero[..., None].expand(*zero.shape, GROUP))
+    for t in range(seq):
+        vt = values[(slice(None),) * len(lead) + (t,)]
+        st = MX8Scalar(*(f[..., t] for f in (scores.exp, scores.mu, scores.sign, scores.mag)))
+        acc = add(acc, mul_scalar(vt, st, cfg, rng["mul_outer"]), cfg, rng["add"])
+    return acc
