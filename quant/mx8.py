@@ -196,9 +196,9 @@ def round_shifted(v: torch.Tensor, shift: torch.Tensor, rounding: str, rbits: in
         r, add = 1, 1
     else:
         r, add = rbits, rand
-    u = shift - r
-    t = torch.where(u >= 0, v >> u.clamp(0, 31), v << (-u).clamp(0, 31))
-    return ((t + add) >> r).clamp(max=MAG_MAX)
+    u = (shift - r).clamp(-31, 31)
+    t = (v >> u.clamp(min=0)) << (-u).clamp(min=0)
+    return ((t + add) >> r).clamp_(max=MAG_MAX)
 
 
 def _draw(rng, shape, rounding: str, rbits: int) -> torch.Tensor | None:
@@ -266,14 +266,13 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
         rand = rand.reshape(*lead, g, GROUP)
     mag = round_shifted(mant, shift, rounding, rbits, rand)
     sign = ((bits < 0) & (mag > 0)).to(torch.int32)
-
+    # A group's largest value always rounds to a magnitude >= 32, so the only all-zero groups
+    # are those with no normal value: E = 0 and mu = 0 already (the canonical zero group).
     nan = special.any(dim=-1)
-    zero = (mag == 0).all(dim=-1) & ~nan
-    clear = (nan | zero)
-    gexp = torch.where(nan, EXP_NAN, torch.where(zero, 0, gexp))
-    mu = torch.where(clear.unsqueeze(-1), 0, mu)
-    sign = torch.where(clear.unsqueeze(-1), 0, sign)
-    mag = torch.where(clear.unsqueeze(-1), 0, mag)
+    if bool(nan.any()):
+        gexp = torch.where(nan, EXP_NAN, gexp)
+        keep = ~nan.unsqueeze(-1)
+        mu, sign, mag = mu * keep, sign * keep, mag * keep
     return MX8(gexp.to(torch.int32), mu, sign, mag.to(torch.int32))
 
 
