@@ -9,7 +9,6 @@ VPY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.setup-stamp
 BUILD := build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-export COCOTB_REWRITE_ASSERTION_FILES := test_*.py
 
 .PHONY: setup tools test test-long bench sim sim-long synth sweep study demo clean help
 
@@ -45,11 +44,12 @@ test-long: setup
 bench: setup
 	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
 
+# every cocotb testbench on both simulators, mutants must fail; -> build/sim/summary.json
 sim: setup
-	@echo "make sim: not implemented yet (issue 3: cosim of the arithmetic units)"; exit 2
+	$(VPY) -m cosim --sim icarus --sim verilator --mutants
 
 sim-long: setup
-	@echo "make sim-long: not implemented yet (issue 3)"; exit 2
+	$(VPY) -m cosim --sim verilator --long
 
 synth: setup
 	@echo "make synth: not implemented yet (issue 5: synthesis flow)"; exit 2
