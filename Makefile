@@ -43,6 +43,7 @@ test-long: setup
 
 bench: setup
 	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
+	$(VPY) -m sysmodel.bench --out $(BUILD)/bench/sysmodel.json
 
 # every cocotb testbench on both simulators, mutants must fail; -> build/sim/summary.json
 sim: setup
@@ -54,8 +55,9 @@ sim-long: setup
 synth: setup
 	@echo "make synth: not implemented yet (issue 5: synthesis flow)"; exit 2
 
+# every evaluation figure of the system model -> build/sweep/figN.{csv,png}
 sweep: setup
-	@echo "make sweep: not implemented yet (issue 6: system model)"; exit 2
+	$(VPY) -m sysmodel sweep --figure all --out $(BUILD)/sweep
 
 study: setup
 	@echo "make study: not implemented yet (issue 7: accuracy study)"; exit 2

@@ -1,0 +1,130 @@
+"""Command line: ``run`` one point, ``sweep`` a figure or grid, ``plot`` an existing table.
+
+Examples::
+
+    python -m sysmodel run --model mamba2-2.7b --system Pimba --gpu A100 --batch 128
+    python -m sysmodel sweep --figure 12 --out build/sweep --jobs 2
+    python -m sysmodel sweep --grid my_grid.yaml --out build/mine
+
+Errors (bad configuration, unknown names) print one line on stderr and exit with status 2;
+outputs are written to a temporary file and renamed, so nothing half-written is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+from .hardware import TIMING_FILES, load_hardware
+from .sweep import FIGURES, figure_grid, load_grid, read_table, run_grid
+from .system import Point, evaluate
+from .workload import CATEGORIES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sysmodel", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="evaluate one point and print it")
+    run.add_argument("--model", required=True)
+    run.add_argument("--system", required=True)
+    run.add_argument("--gpu", default="A100")
+    run.add_argument("--batch", type=int, default=128)
+    run.add_argument("--num-gpus", type=int, default=None,
+                     help="tensor-parallel GPUs (default: 8 for *-70b models, else 1)")
+    run.add_argument("--input-len", type=int, default=2048)
+    run.add_argument("--output-len", type=int, default=2048)
+    run.add_argument("--timing", type=Path, default=None,
+                     help="SPU timing file preferred over the default search order")
+    sw = sub.add_parser("sweep", help="run a figure's grid or a grid file")
+    which = sw.add_mutually_exclusive_group(required=True)
+    which.add_argument("--figure", help="figure number (see docs/sysmodel.md) or 'all'")
+    which.add_argument("--grid", type=Path)
+    sw.add_argument("--out", type=Path, required=True)
+    sw.add_argument("--jobs", type=int, default=1)
+    sw.add_argument("--no-plot", action="store_true")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--timing", type=Path, default=None)
+    pl = sub.add_parser("plot", help="plot an existing sweep table")
+    which = pl.add_mutually_exclusive_group(required=True)
+    which.add_argument("--figure", type=int)
+    which.add_argument("--grid", type=Path)
+    pl.add_argument("--out", type=Path, required=True, help="folder holding <name>.csv")
+    return p
+
+
+def _timing(path: Path | None) -> tuple:
+    if path is None:
+        return TIMING_FILES
+    if not path.is_file():
+        raise ConfigError(f"{path}: --timing: no such file (allowed: an SPU timing YAML)")
+    return (path,) + TIMING_FILES
+
+
+def _print_result(result) -> None:
+    row = result.row()
+    p = result.point
+    print(f"model {p.model}  system {p.system}  gpu {p.num_gpus} x {p.gpu}  batch {p.batch_size}"
+          f"  input {p.input_len}  output {p.output_len}")
+    print(f"throughput       {row['tokens_per_s']:12.1f} tokens/s")
+    print(f"latency / token  {row['latency_per_token_s'] * 1e3:12.3f} ms")
+    print(f"generation time  {row['time_total_s']:12.3f} s   energy {row['energy_j']:.1f} J")
+    print(f"{'part':<14}{'time s':>12}{'share':>8}{'energy J':>14}{'share':>8}")
+    for c in CATEGORIES:
+        t, e = row[f"time_{c}_s"], row[f"energy_{c}_j"]
+        print(f"{c:<14}{t:12.4f}{t / row['time_total_s']:8.1%}{e:14.2f}"
+              f"{e / row['energy_j']:8.1%}")
+    fits = "yes" if row["fits_memory"] else "NO"
+    print(f"memory / GPU     {row['memory_gb_per_gpu']:12.1f} GB (fits: {fits})")
+    if row["timing_source"]:
+        print(f"SPU timing from  {row['timing_source']}")
+
+
+def main(argv: list | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            timing = _timing(args.timing)
+            gpus = args.num_gpus or (8 if args.model.endswith("70b") else 1)
+            point = Point(model=args.model, system=args.system, gpu=args.gpu,
+                          num_gpus=gpus, batch_size=args.batch, input_len=args.input_len,
+                          output_len=args.output_len)
+            _print_result(evaluate(point, load_hardware(timing_files=timing)))
+            return 0
+        if args.command == "plot":
+            grid = load_grid(figure_grid(args.figure) if args.figure is not None else args.grid)
+            from .plot import plot_table
+            csv_path = args.out / f"{grid.name}.csv"
+            if not csv_path.is_file():
+                raise ConfigError(f"{csv_path}: no such table (allowed: run sweep first)")
+            plot_table(read_table(csv_path), grid, args.out / f"{grid.name}.png")
+            return 0
+        if args.jobs < 1:
+            raise ConfigError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
+        if args.grid is not None:
+            paths = [args.grid]
+        elif args.figure == "all":
+            paths = [figure_grid(n) for n in FIGURES]
+        else:
+            paths = [figure_grid(_figure_number(args.figure))]
+        grids = [load_grid(path) for path in paths]  # validate every grid before running any
+        for grid in grids:
+            out = run_grid(grid, args.out, jobs=args.jobs, plot=not args.no_plot,
+                           progress=not args.quiet, timing_files=_timing(args.timing))
+            written = [str(out["csv"])] + ([str(out["png"])] if out["png"] else [])
+            print(f"{grid.name}: {len(grid.points)} points in {out['seconds']:.2f} s -> "
+                  + ", ".join(written))
+        return 0
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _figure_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--figure {text}: no such figure (allowed: "
+                          f"{', '.join(map(str, FIGURES))}, all)") from None

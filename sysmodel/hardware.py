@@ -1,0 +1,497 @@
+"""Hardware description: GPUs, HBM, links, PIM units, number formats, systems, energy.
+
+Everything here is a frozen dataclass built from the YAML files in ``sysmodel/configs`` and
+validated on load. This module knows what the hardware *is*; how long work takes on it lives in
+:mod:`sysmodel.gpu` and :mod:`sysmodel.pim`.
+
+SPU timing: the cycle counts of each PIM unit per mode come from the first of these files that
+has an entry for that unit and mode:
+
+1. ``build/sim/spu_timing.yaml`` -- written by the RTL simulation;
+2. ``hw/spu_timing.yaml`` -- its committed copy;
+3. ``sysmodel/configs/spu_timing_defaults.yaml`` -- brief-derived defaults.
+
+A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
+``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
+``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
+``units:`` mapping gives them per unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .config import CONFIG_DIR, ConfigError, Section, load_yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TIMING_FILES = (
+    REPO_ROOT / "build" / "sim" / "spu_timing.yaml",
+    REPO_ROOT / "hw" / "spu_timing.yaml",
+    CONFIG_DIR / "spu_timing_defaults.yaml",
+)
+MODES = ("state_update", "score", "attend")
+TIMING_KEYS = ("pipeline_depth", "spu_cycles_per_comp", "comps_per_row_pair", "utilization",
+               "vectors_checked")
+TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
+                "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst")
+#: Largest relative gap allowed between a GPU's datasheet bandwidth and its HBM organisation.
+BANDWIDTH_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class HbmTiming:
+    """DRAM timing parameters in memory-bus cycles (names as in JEDEC)."""
+
+    tRP: int
+    tRAS: int
+    tCCD_S: int
+    tCCD_L: int
+    tWR: int
+    tRTP_S: int
+    tRTP_L: int
+    tREFI: int
+    tRFC: int
+    tFAW: int
+    tRCD: int
+    tRC: int
+    tRRD_S: int
+    tRRD_L: int
+    burst: int
+
+
+@dataclass(frozen=True)
+class HbmSpec:
+    """An HBM memory system: organisation and timing.
+
+    Members
+    -------
+    key : str
+        Name in ``hbm.yaml``.
+    clock_ghz : float
+        Memory-bus clock; timings count its cycles.
+    channels : int
+        Channels of the whole GPU (all stacks).
+    """
+
+    key: str
+    standard: str
+    clock_ghz: float
+    stacks: int
+    channels: int
+    pseudo_channels_per_channel: int
+    bank_groups_per_pc: int
+    banks_per_bank_group: int
+    row_bytes: int
+    column_bytes: int
+    bus_bytes_per_cycle_per_pc: int
+    timing: HbmTiming
+
+    @property
+    def banks_per_pc(self) -> int:
+        """Banks of one pseudo-channel."""
+        return self.bank_groups_per_pc * self.banks_per_bank_group
+
+    @property
+    def pseudo_channels(self) -> int:
+        """Pseudo-channels of the whole memory."""
+        return self.channels * self.pseudo_channels_per_channel
+
+    @property
+    def banks(self) -> int:
+        """Banks of the whole memory."""
+        return self.pseudo_channels * self.banks_per_pc
+
+    @property
+    def columns_per_row(self) -> int:
+        """Columns (sub-chunks) per row (chunk)."""
+        return self.row_bytes // self.column_bytes
+
+    @property
+    def peak_gbs(self) -> float:
+        """Peak external bandwidth in GB/s."""
+        return self.pseudo_channels * self.bus_bytes_per_cycle_per_pc * self.clock_ghz
+
+    @property
+    def spu_clock_mhz(self) -> float:
+        """PIM unit clock: one column command interval (tCCD_L)."""
+        return self.clock_ghz * 1e3 / self.timing.tCCD_L
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A GPU-to-GPU interconnect."""
+
+    key: str
+    name: str
+    bidirectional_gbs: float
+    allreduce_latency_us: float
+
+    @property
+    def unidirectional_gbs(self) -> float:
+        """Bandwidth one ring direction sees."""
+        return self.bidirectional_gbs / 2.0
+
+
+@dataclass(frozen=True)
+class GemmTiles:
+    """Tile shapes a GEMM may use: output rows ``m``, output columns ``n``, K split."""
+
+    m: tuple[int, ...]
+    n: tuple[int, ...]
+    split_k: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """A GPU with its memory and interconnect."""
+
+    key: str
+    name: str
+    sms: int
+    tensor_tflops: float
+    vector_tflops: float
+    dram_gbs: float
+    memory_gb: float
+    l2_mb: float
+    l1_kb_per_sm: int
+    memory: HbmSpec
+    interconnect: LinkSpec
+    efficiency_compute: float
+    efficiency_memory: float
+    gemm_tiles: GemmTiles
+
+    @property
+    def l2_bytes(self) -> float:
+        """L2 capacity in bytes."""
+        return self.l2_mb * 1e6
+
+    @property
+    def dram_bytes_per_s(self) -> float:
+        """Attained DRAM bandwidth in bytes per second."""
+        return self.dram_gbs * 1e9 * self.efficiency_memory
+
+    @property
+    def tensor_flops(self) -> float:
+        """Attained tensor-core rate (flop/s) of the whole GPU."""
+        return self.tensor_tflops * 1e12 * self.efficiency_compute
+
+    @property
+    def vector_flops(self) -> float:
+        """Attained element-wise rate (op/s)."""
+        return self.vector_tflops * 1e12 * self.efficiency_compute
+
+
+@dataclass(frozen=True)
+class UnitTiming:
+    """Cycle counts of one PIM unit in one mode (see the module docstring)."""
+
+    pipeline_depth: int
+    spu_cycles_per_comp: int
+    comps_per_row_pair: int
+    utilization: float
+    vectors_checked: int
+    source: str
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """A storage format for state or KV cache."""
+
+    name: str
+    bits_per_value: int
+
+    @property
+    def bytes_per_value(self) -> float:
+        """Bytes per stored value."""
+        return self.bits_per_value / 8.0
+
+
+@dataclass(frozen=True)
+class PimUnit:
+    """A PIM compute unit design with its timing per mode."""
+
+    key: str
+    description: str
+    banks_per_unit: int
+    format: NumberFormat
+    timing_unit: str
+    timing: tuple
+    result_bytes: int
+
+    def mode(self, mode: str) -> UnitTiming:
+        """Timing of ``mode`` (one of :data:`MODES`)."""
+        return dict(self.timing)[mode]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A compared system: storage formats and which operators run in PIM."""
+
+    name: str
+    state_format: NumberFormat
+    kv_format: NumberFormat
+    pim_unit: PimUnit | None
+    offload: frozenset
+
+    def in_pim(self, category: str) -> bool:
+        """Whether operators of ``category`` run in PIM."""
+        return self.pim_unit is not None and category in self.offload
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Energy parameters (DESIGN.md §7), pJ."""
+
+    register_pj_per_byte: float
+    l1_pj_per_byte: float
+    l2_pj_per_byte: float
+    dram_pj_per_byte: float
+    interconnect_pj_per_byte: float
+    alu_pj_per_op: float
+    activation_pj_per_bank: float
+    column_access_pj: float
+    comp_pj: float
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """All hardware descriptions, keyed by their names in the config files."""
+
+    gpus: dict
+    memories: dict
+    links: dict
+    units: dict
+    formats: dict
+    systems: dict
+    energy: EnergySpec
+    timing_files: tuple
+
+    def gpu(self, key: str) -> GpuSpec:
+        """GPU by name, with an error listing the known ones."""
+        return _lookup(self.gpus, key, "GPU")
+
+    def system(self, key: str) -> SystemSpec:
+        """System by name, with an error listing the known ones."""
+        return _lookup(self.systems, key, "system")
+
+
+def _lookup(table: dict, key: str, what: str):
+    if key not in table:
+        raise ConfigError(f"unknown {what} {key!r} (allowed: {', '.join(table)})")
+    return table[key]
+
+
+def _load_hbm(sec: Section, key: str) -> HbmSpec:
+    s = sec.section(key)
+    s.check_keys(["standard", "clock_ghz", "stacks", "channels", "pseudo_channels_per_channel",
+                  "bank_groups_per_pc", "banks_per_bank_group", "row_bytes", "column_bytes",
+                  "bus_bytes_per_cycle_per_pc", "timing"])
+    t = s.section("timing")
+    t.check_keys(TIMING_NAMES)
+    timing = HbmTiming(**{name: t.integer(name, minimum=1) for name in TIMING_NAMES})
+    if timing.tRFC >= timing.tREFI:
+        raise t.fail("tRFC", f"{timing.tRFC} not below tREFI {timing.tREFI}", "tRFC < tREFI")
+    if timing.burst > timing.tCCD_S or timing.tCCD_S > timing.tCCD_L:
+        raise t.fail("tCCD_S", "need burst <= tCCD_S <= tCCD_L", "burst <= tCCD_S <= tCCD_L")
+    row = s.integer("row_bytes", minimum=32)
+    col = s.integer("column_bytes", minimum=1)
+    if row % col:
+        raise s.fail("row_bytes", f"{row} is not a multiple of column_bytes {col}",
+                     "a multiple of column_bytes")
+    banks_per_bg = s.integer("banks_per_bank_group", minimum=1)
+    bgs = s.integer("bank_groups_per_pc", minimum=1)
+    if (banks_per_bg * bgs) % 4:
+        raise s.fail("banks_per_bank_group", "banks per pseudo-channel not a multiple of 4",
+                     "a bank count that ACT4 commands cover")
+    return HbmSpec(key=key, standard=s.string("standard"),
+                   clock_ghz=s.number("clock_ghz", positive=True),
+                   stacks=s.integer("stacks", minimum=1), channels=s.integer("channels", minimum=1),
+                   pseudo_channels_per_channel=s.integer("pseudo_channels_per_channel", minimum=1),
+                   bank_groups_per_pc=bgs, banks_per_bank_group=banks_per_bg, row_bytes=row,
+                   column_bytes=col,
+                   bus_bytes_per_cycle_per_pc=s.integer("bus_bytes_per_cycle_per_pc", minimum=1),
+                   timing=timing)
+
+
+def _load_formats(sec: Section) -> dict:
+    out = {}
+    for key in sec.keys():
+        f = sec.section(key)
+        f.check_keys(["bits_per_value"])
+        out[key] = NumberFormat(key, f.integer("bits_per_value", minimum=1, maximum=64))
+    return out
+
+
+def _timing_entries(path: Path) -> dict:
+    """Per (unit, mode) timing entries of one SPU timing file."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping (allowed: modes or units:)")
+    top = Section(data, str(path))
+    units: dict[str, Section] = {}
+    if any(m in data for m in MODES):
+        units["spu"] = top
+    if "units" in data:
+        us = top.section("units")
+        for unit in us.keys():
+            units[unit] = us.section(unit)
+    out = {}
+    for unit, sec in units.items():
+        for mode in MODES:
+            if not sec.has(mode):
+                continue
+            m = sec.section(mode)
+            for key in TIMING_KEYS:
+                if not m.has(key):
+                    raise m.fail(key, "missing key", ", ".join(TIMING_KEYS))
+            out[(unit, mode)] = UnitTiming(
+                pipeline_depth=m.integer("pipeline_depth", minimum=1, maximum=64),
+                spu_cycles_per_comp=m.integer("spu_cycles_per_comp", minimum=1, maximum=64),
+                comps_per_row_pair=m.integer("comps_per_row_pair", minimum=1),
+                utilization=m.number("utilization", minimum=0.0, maximum=1.0),
+                vectors_checked=m.integer("vectors_checked", minimum=0),
+                source=str(path))
+    return out
+
+
+def _load_units(sec: Section, formats: dict, timing_files: tuple) -> dict:
+    entries: dict = {}
+    for path in reversed(timing_files):          # earlier files override later ones
+        if Path(path).is_file():
+            entries.update(_timing_entries(Path(path)))
+    sec.check_keys(["units", "result_bytes"])
+    result_bytes = sec.integer("result_bytes", minimum=1, maximum=8)
+    units_sec = sec.section("units")
+    out = {}
+    for key in units_sec.keys():
+        u = units_sec.section(key)
+        u.check_keys(["description", "banks_per_unit", "format", "timing_unit"])
+        timing_unit = u.string("timing_unit")
+        timing = []
+        for mode in MODES:
+            if (timing_unit, mode) not in entries:
+                raise u.fail("timing_unit", f"no {mode} timing for {timing_unit!r} in "
+                             f"{', '.join(str(p) for p in timing_files)}",
+                             ", ".join(sorted({k[0] for k in entries})))
+            timing.append((mode, entries[(timing_unit, mode)]))
+        out[key] = PimUnit(key=key, description=u.string("description"),
+                           banks_per_unit=u.integer("banks_per_unit", minimum=1, maximum=2),
+                           format=formats[u.string("format", formats)], timing_unit=timing_unit,
+                           timing=tuple(timing), result_bytes=result_bytes)
+    return out
+
+
+def _load_gpu(sec: Section, key: str, memories: dict, links: dict) -> GpuSpec:
+    g = sec.section(key)
+    g.check_keys(["name", "sms", "tensor_tflops", "vector_tflops", "dram_gbs", "memory_gb",
+                  "l2_mb", "l1_kb_per_sm", "memory", "interconnect", "efficiency_compute",
+                  "efficiency_memory", "gemm_tiles"])
+    tiles = g.section("gemm_tiles")
+    tiles.check_keys(["m", "n", "split_k"])
+    memory = memories[g.string("memory", memories)]
+    dram = g.number("dram_gbs", positive=True)
+    if abs(dram - memory.peak_gbs) > BANDWIDTH_TOLERANCE * dram:
+        raise g.fail("dram_gbs", f"{dram} GB/s disagrees with {memory.key} "
+                     f"({memory.peak_gbs:.0f} GB/s)",
+                     f"within {BANDWIDTH_TOLERANCE:.0%} of the HBM organisation")
+    return GpuSpec(key=key, name=g.string("name"), sms=g.integer("sms", minimum=1),
+                   tensor_tflops=g.number("tensor_tflops", positive=True),
+                   vector_tflops=g.number("vector_tflops", positive=True), dram_gbs=dram,
+                   memory_gb=g.number("memory_gb", positive=True),
+                   l2_mb=g.number("l2_mb", minimum=0.0),
+                   l1_kb_per_sm=g.integer("l1_kb_per_sm", minimum=1), memory=memory,
+                   interconnect=links[g.string("interconnect", links)],
+                   efficiency_compute=g.number("efficiency_compute", minimum=0.01, maximum=1.0),
+                   efficiency_memory=g.number("efficiency_memory", minimum=0.01, maximum=1.0),
+                   gemm_tiles=GemmTiles(tiles.int_list("m"), tiles.int_list("n"),
+                                        tiles.int_list("split_k")))
+
+
+def _load_systems(sec: Section, formats: dict, units: dict) -> dict:
+    out = {}
+    for name in sec.keys():
+        s = sec.section(name)
+        s.check_keys(["state_format", "kv_format", "pim_unit", "offload"])
+        unit_key = s.raw("pim_unit")
+        unit = None
+        if unit_key is not None:
+            unit = units[s.string("pim_unit", units)]
+        offload = frozenset(s.raw("offload") and s.str_list("offload",
+                                                            ["state_update", "attention"]))
+        if offload and unit is None:
+            raise s.fail("offload", "offload without a pim_unit", "[] when pim_unit is null")
+        state = formats[s.string("state_format", formats)]
+        kv = formats[s.string("kv_format", formats)]
+        if unit is not None:
+            for cat, fmt, key in (("state_update", state, "state_format"),
+                                  ("attention", kv, "kv_format")):
+                if cat in offload and fmt.name != unit.format.name:
+                    raise s.fail(key, f"{fmt.name} but the PIM unit computes on "
+                                 f"{unit.format.name}", unit.format.name)
+        out[name] = SystemSpec(name=name, state_format=state, kv_format=kv, pim_unit=unit,
+                               offload=offload)
+    return out
+
+
+def _load_energy(sec: Section) -> EnergySpec:
+    sec.check_keys(["gpu", "pim"])
+    g, p = sec.section("gpu"), sec.section("pim")
+    gk = ["register_pj_per_byte", "l1_pj_per_byte", "l2_pj_per_byte", "dram_pj_per_byte",
+          "interconnect_pj_per_byte", "alu_pj_per_op"]
+    pk = ["activation_pj_per_bank", "column_access_pj", "comp_pj"]
+    g.check_keys(gk)
+    p.check_keys(pk)
+    values = {k: g.number(k, minimum=0.0) for k in gk}
+    values.update({k: p.number(k, minimum=0.0) for k in pk})
+    return EnergySpec(**values)
+
+
+def load_hardware(config_dir: Path | str = CONFIG_DIR,
+                  timing_files: tuple = TIMING_FILES) -> Hardware:
+    """Load and validate every hardware file of ``config_dir``.
+
+    Parameters
+    ----------
+    config_dir : path
+        Folder with ``hbm.yaml``, ``gpus.yaml``, ``interconnect.yaml``, ``pim.yaml``,
+        ``systems.yaml`` and ``energy.yaml``.
+    timing_files : tuple of paths
+        SPU timing files, most preferred first; missing files are skipped.
+    """
+    return _load_hardware_cached(str(Path(config_dir)), tuple(str(p) for p in timing_files))
+
+
+@lru_cache(maxsize=8)
+def _load_hardware_cached(config_dir: str, timing_files: tuple) -> Hardware:
+    root = Path(config_dir)
+    hbm = Section.from_file(root / "hbm.yaml")
+    memories = {key: _load_hbm(hbm, key) for key in hbm.keys()}
+    ic = Section.from_file(root / "interconnect.yaml")
+    links = {}
+    for key in ic.keys():
+        s = ic.section(key)
+        s.check_keys(["name", "bidirectional_gbs", "allreduce_latency_us"])
+        links[key] = LinkSpec(key, s.string("name"), s.number("bidirectional_gbs", positive=True),
+                              s.number("allreduce_latency_us", minimum=0.0))
+    sysf = Section.from_file(root / "systems.yaml")
+    sysf.check_keys(["formats", "systems"])
+    formats = _load_formats(sysf.section("formats"))
+    units = _load_units(Section.from_file(root / "pim.yaml"), formats, timing_files)
+    gpus_sec = Section.from_file(root / "gpus.yaml")
+    gpus = {key: _load_gpu(gpus_sec, key, memories, links) for key in gpus_sec.keys()}
+    systems = _load_systems(sysf.section("systems"), formats, units)
+    energy = _load_energy(Section.from_file(root / "energy.yaml"))
+    return Hardware(gpus=gpus, memories=memories, links=links, units=units, formats=formats,
+                    systems=systems, energy=energy, timing_files=timing_files)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Integer ceiling of ``a / b``."""
+    return -(-a // b)
+
+
+__all__ = ["HbmTiming", "HbmSpec", "LinkSpec", "GpuSpec", "GemmTiles", "UnitTiming",
+           "NumberFormat", "PimUnit", "SystemSpec", "EnergySpec", "Hardware", "load_hardware",
+           "ceil_div", "MODES", "TIMING_FILES"]

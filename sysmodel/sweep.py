@@ -1,0 +1,224 @@
+"""Sweeps: a grid (YAML) expands to a list of points, run once, written once as a CSV table.
+
+Grid file::
+
+    figure: 12                      # or name: <text>
+    title: Throughput ...
+    plot: {kind: throughput, baseline: GPU}
+    blocks:                         # each block is a cartesian product
+      - models: [mamba2-2.7b, ...]
+        systems: [GPU, GPU+Q, GPU+PIM, Pimba]
+        gpus: [A100]
+        num_gpus: 1
+        batch_sizes: [32, 64, 128]
+        input_len: 2048
+        output_len: 2048
+
+Plot kinds: ``throughput`` (tokens/s normalised to ``baseline``), ``state_update``
+(state-update tokens/s normalised), ``time_breakdown`` and ``energy_breakdown`` (stacked
+parts normalised to the baseline system's total). Plotting is :mod:`sysmodel.plot`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import CONFIG_DIR, ConfigError, Section
+from .hardware import TIMING_FILES, load_hardware
+from .system import Point, evaluate
+from .workload import CATEGORIES, load_models
+
+GRID_DIR = CONFIG_DIR / "grids"
+FIGURES = (3, 5, 12, 13, 14, 16)
+PLOT_KINDS = ("throughput", "state_update", "time_breakdown", "energy_breakdown")
+COLUMNS = (["model", "system", "gpu", "num_gpus", "batch_size", "input_len", "output_len",
+            "tokens_per_s", "latency_per_token_s", "time_total_s"]
+           + [f"time_{c}_s" for c in CATEGORIES] + ["energy_j"]
+           + [f"energy_{c}_j" for c in CATEGORIES]
+           + ["state_update_tokens_per_s", "memory_gb_per_gpu", "fits_memory", "timing_source"])
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A parsed grid file: name, plot settings and the points in run order."""
+
+    name: str
+    title: str
+    plot_kind: str
+    baseline: str
+    points: tuple
+
+
+def load_grid(path: Path | str) -> Grid:
+    """Parse and validate a grid file (models, systems and GPUs must exist)."""
+    top = Section.from_file(path)
+    top.check_keys(["title", "plot", "blocks"], ["figure", "name"])
+    if top.has("figure"):
+        name = f"fig{top.integer('figure', minimum=1)}"
+    elif top.has("name"):
+        name = top.string("name")
+    else:
+        raise top.fail("figure", "missing key (figure or name)", "figure: <int> or name: <str>")
+    plot = top.section("plot")
+    plot.check_keys(["kind", "baseline"])
+    hw = load_hardware()
+    models = load_models()
+    raw = top.raw("blocks")
+    if not isinstance(raw, list) or not raw:
+        raise top.fail("blocks", "expected a non-empty list", "a list of blocks")
+    points = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise top.fail(f"blocks[{i}]", "expected a mapping", "models, systems, ...")
+        b = Section(item, top.file, f"blocks[{i}]")
+        b.check_keys(["models", "systems", "gpus", "num_gpus", "batch_sizes", "input_len",
+                      "output_len"])
+        for model in b.str_list("models", models):
+            for gpu in b.str_list("gpus", hw.gpus):
+                for batch in b.int_list("batch_sizes"):
+                    for system in b.str_list("systems", hw.systems):
+                        points.append(Point(model=model, system=system, gpu=gpu,
+                                            num_gpus=b.integer("num_gpus", minimum=1),
+                                            batch_size=batch,
+                                            input_len=b.integer("input_len", minimum=0),
+                                            output_len=b.integer("output_len", minimum=1)))
+    baseline = plot.string("baseline", sorted({p.system for p in points}))
+    return Grid(name=name, title=top.string("title"), plot_kind=plot.string("kind", PLOT_KINDS),
+                baseline=baseline, points=tuple(points))
+
+
+def figure_grid(number: int) -> Path:
+    """Path of the grid file of figure ``number``."""
+    if number not in FIGURES:
+        raise ConfigError(f"--figure {number}: no such figure "
+                          f"(allowed: {', '.join(map(str, FIGURES))})")
+    return GRID_DIR / f"fig{number}.yaml"
+
+
+def _evaluate_row(args: tuple) -> dict:
+    point, timing_files = args
+    return evaluate(point, load_hardware(timing_files=timing_files)).row()
+
+
+class Progress:
+    """A one-line progress bar on a stream (silent when ``enabled`` is false)."""
+
+    def __init__(self, total: int, label: str, stream=sys.stderr, enabled: bool = True,
+                 width: int = 30):
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled, self.width, self.done = enabled, width, 0
+        self.start = time.perf_counter()
+
+    def step(self, n: int = 1) -> None:
+        """Advance by ``n`` points; redraw when the bar grows (on a terminal) or at the end."""
+        before = self.width * self.done // max(self.total, 1)
+        self.done += n
+        if not self.enabled:
+            return
+        filled = self.width * self.done // max(self.total, 1)
+        finished = self.done >= self.total
+        if not finished and (filled == before or not self.stream.isatty()):
+            return
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.perf_counter() - self.start
+        end = "\n" if finished else ""
+        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {elapsed:5.1f}s{end}")
+        self.stream.flush()
+
+
+def run_points(points, jobs: int = 1, timing_files: tuple = TIMING_FILES,
+               progress: bool = True, label: str = "sweep") -> list:
+    """Evaluate ``points`` (in parallel with ``jobs`` processes); rows in input order."""
+    bar = Progress(len(points), label, enabled=progress)
+    args = [(p, tuple(str(f) for f in timing_files)) for p in points]
+    rows = []
+    if jobs <= 1 or len(points) < 2:
+        for a in args:
+            rows.append(_evaluate_row(a))
+            bar.step()
+        return rows
+    chunk = max(1, len(args) // (4 * jobs))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for row in pool.map(_evaluate_row, args, chunksize=chunk):
+            rows.append(row)
+            bar.step()
+    return rows
+
+
+def format_value(value) -> str:
+    """Deterministic text of a table cell (floats with 10 significant digits)."""
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)
+
+
+def table_text(rows: list) -> str:
+    """CSV text of ``rows`` with the columns of :data:`COLUMNS`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([format_value(row[c]) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_table(path: Path | str) -> list:
+    """Rows of a sweep CSV, numbers converted back."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory"}
+    text = {"model", "system", "gpu", "timing_source"}
+    for row in rows:
+        for key, value in row.items():
+            if key in ints:
+                row[key] = int(value)
+            elif key not in text:
+                row[key] = float(value)
+    return rows
+
+
+def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
+             progress: bool = True, timing_files: tuple = TIMING_FILES) -> dict:
+    """Run a grid, write ``<out>/<name>.csv`` and (unless ``plot`` is false) the PNG.
+
+    Returns
+    -------
+    dict
+        ``csv`` and ``png`` paths and ``seconds`` spent evaluating.
+    """
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    rows = run_points(grid.points, jobs=jobs, timing_files=timing_files, progress=progress,
+                      label=grid.name)
+    seconds = time.perf_counter() - start
+    csv_path = out_dir / f"{grid.name}.csv"
+    write_atomic(csv_path, table_text(rows).encode("utf-8"))
+    result = {"csv": csv_path, "png": None, "seconds": seconds}
+    if plot:
+        from .plot import plot_table
+        png = out_dir / f"{grid.name}.png"
+        plot_table(read_table(csv_path), grid, png)
+        result["png"] = png
+    return result

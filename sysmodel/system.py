@@ -1,0 +1,181 @@
+"""End-to-end evaluation of one point: a model served by a system on a GPU group.
+
+Generation only (prefill runs on the GPU in every system and is not counted): for each of the
+``output_len`` steps every operator of :func:`sysmodel.workload.step_operators` runs once per
+layer, on the GPU or -- state update and attention in PIM systems -- in PIM, one after the
+other (GPU and PIM never overlap). The KV length of step ``t`` (from 0) is
+``input_len + t + 1``. Throughput = generated tokens (batch x output_len) / generation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import pim
+from .cost import Cost, energy_j
+from .gpu import elementwise_cost, gpu_cost, SOFTMAX_OPS
+from .hardware import GpuSpec, Hardware, PimUnit, REPO_ROOT, SystemSpec, load_hardware
+from .workload import (ACT_BYTES, CATEGORIES, Attention, ModelSpec, StateUpdate, get_model,
+                       load_models, step_operators)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration to evaluate."""
+
+    model: str
+    system: str
+    gpu: str = "A100"
+    num_gpus: int = 1
+    batch_size: int = 128
+    input_len: int = 2048
+    output_len: int = 2048
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of one point; times and energies summed over all output steps.
+
+    Members
+    -------
+    time_s, energy_j : tuple of (category, value)
+        Split by :data:`sysmodel.workload.CATEGORIES`.
+    """
+
+    point: Point
+    time_s: tuple
+    energy_j: tuple
+    memory_gb_per_gpu: float
+    memory_capacity_gb: float
+    state_update_time_s: float
+    timing_source: str
+
+    @property
+    def total_time_s(self) -> float:
+        """Generation time."""
+        return sum(v for _, v in self.time_s)
+
+    @property
+    def total_energy_j(self) -> float:
+        """Generation energy."""
+        return sum(v for _, v in self.energy_j)
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second."""
+        return self.point.batch_size * self.point.output_len / self.total_time_s
+
+    def row(self) -> dict:
+        """Flat record for the sweep table (column order is the table's)."""
+        p = self.point
+        row = {f.name: getattr(p, f.name) for f in fields(Point)}
+        row["batch_size"] = p.batch_size
+        su = self.state_update_time_s
+        row.update({
+            "tokens_per_s": self.tokens_per_s,
+            "latency_per_token_s": self.total_time_s / p.output_len,
+            "time_total_s": self.total_time_s,
+            **{f"time_{c}_s": v for c, v in self.time_s},
+            "energy_j": self.total_energy_j,
+            **{f"energy_{c}_j": v for c, v in self.energy_j},
+            "state_update_tokens_per_s": (p.batch_size * p.output_len / su) if su else 0.0,
+            "memory_gb_per_gpu": self.memory_gb_per_gpu,
+            "fits_memory": int(self.memory_gb_per_gpu <= self.memory_capacity_gb),
+            "timing_source": self.timing_source,
+        })
+        return row
+
+
+def _pim_cost(gpu: GpuSpec, unit: PimUnit, mode: str, groups, cpg) -> Cost:
+    hbm = gpu.memory
+    work = pim.phase_work(hbm, unit, mode, groups, cpg)
+    return Cost(time_s=pim.phase_time_s(hbm, unit, mode, groups, cpg),
+                pim_activations=work.rows, pim_columns=work.column_accesses,
+                pim_comps=work.comps)
+
+
+def pim_state_update_cost(gpu: GpuSpec, unit: PimUnit, op: StateUpdate) -> Cost:
+    """State update in PIM, plus the GPU summing the partial outputs."""
+    groups, cpg = pim.state_groups(gpu.memory, unit, op.batch, op.heads, op.dim_head,
+                                   op.dim_state)
+    partials = op.batch * op.heads * op.dim_state * (groups // (op.batch * op.heads))
+    return (_pim_cost(gpu, unit, "state_update", groups, cpg)
+            + elementwise_cost(gpu, 0.0, op.output_bytes, partials))
+
+
+def pim_attention_cost(gpu: GpuSpec, unit: PimUnit, op: Attention, kv_len: np.ndarray) -> Cost:
+    """Attention in PIM: append K/V, score in PIM, softmax on the GPU, attend in PIM."""
+    hbm = gpu.memory
+    groups, cpg = pim.kv_groups(hbm, unit, op.batch, op.heads, op.dim_head, kv_len)
+    rows = op.batch * op.heads
+    per_head = groups // rows
+    kv_len = np.asarray(kv_len, dtype=np.float64)
+    append = elementwise_cost(gpu, 0.0, 2.0 * rows * op.dim_head * unit.format.bytes_per_value,
+                              0.0)
+    # Softmax: sum the partial scores, exponentiate, normalise; scores go back as REG_WRITEs.
+    softmax = elementwise_cost(gpu, 0.0, rows * kv_len * ACT_BYTES,
+                               rows * kv_len * (per_head + SOFTMAX_OPS))
+    reduce_out = elementwise_cost(gpu, 0.0, rows * op.dim_head * ACT_BYTES,
+                                  rows * op.dim_head * cpg)
+    return (append + _pim_cost(gpu, unit, "score", groups, cpg) + softmax
+            + _pim_cost(gpu, unit, "attend", groups, cpg) + reduce_out)
+
+
+def memory_gb(model: ModelSpec, system: SystemSpec, point: Point) -> float:
+    """Weights, states and the final KV cache per GPU, in GB."""
+    kv_len = point.input_len + point.output_len
+    weights = model.weight_params() * ACT_BYTES
+    state = model.state_values(point.batch_size) * system.state_format.bytes_per_value
+    kv = model.kv_values(point.batch_size, kv_len) * system.kv_format.bytes_per_value
+    return (weights + state + kv) / point.num_gpus / 1e9
+
+
+def _timing_source(system: SystemSpec) -> str:
+    if system.pim_unit is None:
+        return ""
+    sources = sorted({tm.source for _, tm in system.pim_unit.timing})
+    out = []
+    for s in sources:
+        try:
+            out.append(str(Path(s).resolve().relative_to(REPO_ROOT)))
+        except ValueError:
+            out.append(s)
+    return ";".join(out)
+
+
+def evaluate(point: Point, hardware: Hardware | None = None,
+             models: dict | None = None) -> Result:
+    """Evaluate one point (see the module docstring)."""
+    hw = load_hardware() if hardware is None else hardware
+    models = load_models() if models is None else models
+    model = get_model(point.model, models)
+    system = hw.system(point.system)
+    gpu = hw.gpu(point.gpu)
+    if point.num_gpus < 1 or point.batch_size < 1 or point.output_len < 1 or point.input_len < 0:
+        raise ValueError(f"bad point {point}: num_gpus, batch_size, output_len must be >= 1")
+    kv_len = point.input_len + 1 + np.arange(point.output_len, dtype=np.int64)
+    totals = {c: Cost() for c in CATEGORIES}
+    for op, count in step_operators(model, point.batch_size, point.num_gpus):
+        if isinstance(op, StateUpdate) and system.in_pim("state_update"):
+            cost = pim_state_update_cost(gpu, system.pim_unit, op)
+        elif isinstance(op, Attention) and system.in_pim("attention"):
+            cost = pim_attention_cost(gpu, system.pim_unit, op, kv_len)
+        else:
+            cost = gpu_cost(gpu, op, point.num_gpus, system.state_format, system.kv_format,
+                            kv_len)
+        totals[op.category] = totals[op.category] + cost.total(point.output_len).scaled(count)
+    return Result(
+        point=point,
+        time_s=tuple((c, totals[c].time_s) for c in CATEGORIES),
+        energy_j=tuple((c, energy_j(totals[c], hw.energy, point.num_gpus)) for c in CATEGORIES),
+        memory_gb_per_gpu=memory_gb(model, system, point),
+        memory_capacity_gb=gpu.memory_gb,
+        state_update_time_s=totals["state_update"].time_s,
+        timing_source=_timing_source(system),
+    )
+
+
+__all__ = ["Point", "Result", "evaluate", "pim_state_update_cost", "pim_attention_cost"]
