@@ -87,7 +87,7 @@ class MX8:
     @property
     def mu_el(self) -> torch.Tensor:
         """Micro-exponent per element, (..., G, 16)."""
-        return self.mu.repeat_interleave(2, dim=-1)
+        return pair_to_elements(self.mu)
 
     @property
     def nan(self) -> torch.Tensor:
@@ -172,6 +172,16 @@ def pow2(n: torch.Tensor) -> torch.Tensor:
     return bits.view(torch.float32)
 
 
+def pair_to_elements(t: torch.Tensor) -> torch.Tensor:
+    """Repeat a per-pair tensor (..., 8) to its elements (..., 16)."""
+    return t.unsqueeze(-1).expand(*t.shape, 2).reshape(*t.shape[:-1], GROUP)
+
+
+def apply_sign(t: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """``-t`` where ``sign`` is 1, ``t`` where it is 0 (two's complement, no branches)."""
+    return (t ^ -sign) + sign
+
+
 def check_rounding(rounding: str, rbits: int) -> None:
     """Validate a rounding mode and random-bit count (one-line errors)."""
     if rounding not in ROUNDINGS:
@@ -197,7 +207,10 @@ def round_shifted(v: torch.Tensor, shift: torch.Tensor, rounding: str, rbits: in
     else:
         r, add = rbits, rand
     u = (shift - r).clamp(-31, 31)
-    t = (v >> u.clamp(min=0)) << (-u).clamp(min=0)
+    if bool((u < 0).any()):
+        t = (v >> u.clamp(min=0)) << (-u).clamp(min=0)
+    else:
+        t = v >> u
     return ((t + add) >> r).clamp_(max=MAG_MAX)
 
 
@@ -259,7 +272,7 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
     gexp = ee.amax(dim=-1)
     pexp = ee.reshape(*lead, g, PAIRS, 2).amax(dim=-1)
     mu = ((pexp < gexp.unsqueeze(-1)) & (gexp.unsqueeze(-1) > 0)).to(torch.int32)
-    mu_el = mu.repeat_interleave(2, dim=-1)
+    mu_el = pair_to_elements(mu)
     # value = mant * 2**(e-150); target unit 2**(E-132-mu)  =>  m = mant * 2**-(E - mu - e + 18)
     shift = (gexp.unsqueeze(-1) - mu_el - ee + 18).clamp(max=40)
     if rand is not None:

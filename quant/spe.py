@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MX8, MX8Scalar, PAIRS, _draw,
-                  check_rounding, round_shifted)
+                  apply_sign, check_rounding, round_shifted)
 from .rng import SITES, SPERandom
 
 __all__ = [
@@ -125,7 +125,7 @@ def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand) 
     exp = e_base + sh
     mag = round_shifted(v, (frac + sh).unsqueeze(-1), cfg.rounding, cfg.rbits, rand)
     nan = nan | (exp > EXP_NAN - 1)
-    zero = (mag == 0).all(dim=-1) & ~nan
+    zero = (mag.amax(dim=-1) == 0) & ~nan
     clear = (nan | zero).unsqueeze(-1)
     exp = torch.where(nan, EXP_NAN, torch.where(zero, 0, exp)).to(torch.int32)
     sign = torch.where(clear, 0, (neg & (mag > 0)).to(torch.int32))
@@ -152,8 +152,9 @@ def mul(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
     """
     a, b = _broadcast(a, b)
     mu_sum = a.mu + b.mu
-    d_el = (mu_sum == 2).to(torch.int32).repeat_interleave(2, dim=-1)
-    prod = (a.mag * b.mag) << (1 - d_el)  # half-units: exact, 13 bits
+    lead_g = mu_sum.shape[:-1]
+    scale = 2 - (mu_sum == 2).to(torch.int32).unsqueeze(-1)  # x2 unless the pair is halved
+    prod = ((a.mag * b.mag).reshape(*lead_g, PAIRS, 2) * scale).reshape(*lead_g, GROUP)
     neg = (a.sign ^ b.sign).bool()
     e_base = a.exp + b.exp - BIAS - (MAG_BITS - 1)
     if cfg.renorm == "fixed":
@@ -188,9 +189,11 @@ def add(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
     lim = MAG_BITS + ADD_FRAC_BITS + 1
 
     def aligned(x: MX8) -> torch.Tensor:
-        dist = (e_max - x.exp).unsqueeze(-1) + x.mu_el
-        t = (x.mag << ADD_FRAC_BITS) >> dist.clamp(max=lim)
-        return torch.where(x.sign.bool(), -t, t)
+        dist = ((e_max - x.exp).unsqueeze(-1) + x.mu).clamp(max=lim).unsqueeze(-1)
+        lead_g = e_max.shape
+        t = ((x.mag << ADD_FRAC_BITS).reshape(*lead_g, PAIRS, 2) >> dist).reshape(
+            *lead_g, GROUP)
+        return apply_sign(t, x.sign)
 
     total = aligned(a) + aligned(b)
     v = total.abs()
@@ -217,10 +220,11 @@ def dot(a: MX8, b: MX8) -> DotOut:
     a, b = _broadcast(a, b)
     if a.exp.shape[-1] % 2:
         raise ValueError(f"dot needs whole 32-value sub-chunks, got {a.shape[-1]} values")
-    mu_sum = (a.mu + b.mu).repeat_interleave(2, dim=-1)
-    term = ((a.mag * b.mag) << (2 - mu_sum)).to(torch.int64)
-    term = torch.where((a.sign ^ b.sign).bool(), -term, term)
-    acc = term.sum(dim=-1)  # (..., G)
+    lead_g = a.exp.shape
+    scale = (4 >> (a.mu + b.mu)).unsqueeze(-1)  # << (2 - mu_sum)
+    term = ((a.mag * b.mag).reshape(*lead_g, PAIRS, 2) * scale).reshape(*lead_g, GROUP)
+    term = apply_sign(term, a.sign ^ b.sign)
+    acc = term.sum(dim=-1, dtype=torch.int64)  # (..., G), < 2**18 in magnitude
     xg = (a.exp + b.exp).to(torch.int64)
     nan = a.nan | b.nan
     lead = acc.shape[:-1]
