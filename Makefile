@@ -59,8 +59,9 @@ synth: setup
 sweep: setup
 	$(VPY) -m sysmodel sweep --figure all --out $(BUILD)/sweep
 
+# accuracy study of the state formats -> build/study/
 study: setup
-	@echo "make study: not implemented yet (issue 7: accuracy study)"; exit 2
+	$(VPY) -m quant.study all --out $(BUILD)/study
 
 demo: setup
 	@echo "make demo: not implemented yet (issue 8: the main job and report)"; exit 2

@@ -1,0 +1,144 @@
+"""Command line of the state-quantization accuracy study.
+
+    python -m quant.study swamping --format mx8 --rounding stochastic --datapath exact \\
+        --steps 2048 --seed 7 --json
+    python -m quant.study all --out build/study [--steps 2048] [--long-steps 8192] [--jobs 2]
+    python -m quant.study plot --out build/study          (re-plot from curves.csv)
+
+Configuration errors print one line naming the option and the allowed values and exit 2;
+``all`` writes its files to temporary names and renames them when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .runner import (DATAPATHS, DECAY_ENCODINGS, FORMATS, INPUTS, RENORMS, RNGS, ROUNDINGS,
+                     derive_seed, make_variant, run)
+from .workloads import FAMILIES, make_workload
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        sys.stderr.write(f"quant.study: error: {message}\n")
+        sys.exit(2)
+
+
+def _fail(msg: str) -> None:
+    sys.stderr.write(f"quant.study: error: {msg}\n")
+    sys.exit(2)
+
+
+def _int(name):
+    def conv(s):
+        try:
+            return int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, not {s!r}") from None
+    return conv
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m quant.study", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("swamping", help="one variant on one workload; final-step errors")
+    s.add_argument("--workload", default="mamba2", help=f"{','.join(FAMILIES)} (mamba2)")
+    s.add_argument("--format", default="mx8", help=f"{','.join(FORMATS)} (mx8)")
+    s.add_argument("--rounding", default="stochastic", help="nearest,stochastic (stochastic)")
+    s.add_argument("--rbits", type=_int("--rbits"), default=8, help="random bits (8)")
+    s.add_argument("--datapath", default="fakequant", help="fakequant,exact (fakequant)")
+    s.add_argument("--renorm", default="lod", help="exact only: lod,fixed (lod)")
+    s.add_argument("--rng", default="torch", help="exact only: torch,lfsr (torch)")
+    s.add_argument("--decay", default="nearest",
+                   help=f"GPU encoding of d: {','.join(DECAY_ENCODINGS)} (nearest)")
+    s.add_argument("--inputs", default="fp32", help="fakequant only: fp32,mx8 (fp32)")
+    s.add_argument("--steps", type=_int("--steps"), default=2048)
+    s.add_argument("--seed", type=_int("--seed"), default=0)
+    s.add_argument("--heads", type=_int("--heads"), default=None,
+                   help="heads (default: the study's size for the workload)")
+    s.add_argument("--batch", type=_int("--batch"), default=1)
+    s.add_argument("--dim-state", type=_int("--dim-state"), default=None,
+                   help="simulated state columns (default: the study's, 16)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    a = sub.add_parser("all", help="the whole study: CSV, summary table and plots")
+    a.add_argument("--out", required=True)
+    a.add_argument("--steps", type=_int("--steps"), default=2048)
+    a.add_argument("--long-steps", type=_int("--long-steps"), default=8192)
+    a.add_argument("--seeds", default="0,1", help="comma-separated seeds (0,1)")
+    a.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+
+    pl = sub.add_parser("plot", help="re-draw the plots and table from DIR/curves.csv")
+    pl.add_argument("--out", required=True)
+    return p
+
+
+def _swamping(ns) -> int:
+    from .plan import STUDY_SHAPES
+    try:
+        if ns.datapath not in ("fakequant", "exact"):
+            raise ValueError(f"datapath must be one of fakequant,exact, not {ns.datapath!r}")
+        if ns.workload not in FAMILIES:
+            raise ValueError(f"workload must be one of {','.join(FAMILIES)}, "
+                             f"not {ns.workload!r}")
+        shape = STUDY_SHAPES[ns.workload]
+        wl = make_workload(ns.workload, heads=ns.heads or shape["heads"], batch=ns.batch,
+                           dim_state=ns.dim_state or shape["dim_state"])
+        v = make_variant(ns.datapath, ns.format, ns.rounding, ns.rbits, renorm=ns.renorm,
+                         rng=ns.rng, decay=ns.decay, inputs=ns.inputs)
+        if ns.steps < 1:
+            raise ValueError(f"steps must be a positive integer, not {ns.steps}")
+    except ValueError as e:
+        _fail(str(e))
+    t0 = time.perf_counter()
+    res = run(wl, [v], ns.steps, ns.seed, every=ns.steps, extra=())
+    se, oe = res.state_err[v.key][-1], res.output_err[v.key][-1]
+    out = {"command": "swamping", **wl.describe(), "variant": v.key, **v.describe(),
+           "format": v.fmt, "steps": ns.steps, "seed": ns.seed,
+           "rounding_seed": derive_seed(ns.seed, v.key, "state"),
+           "state_rel_err": se, "output_rel_err": oe,
+           "metric": "mean over states of ||X - X_fp32||_F / ||X_fp32||_F at the final step",
+           "seconds": round(time.perf_counter() - t0, 3)}
+    if ns.json:
+        print(json.dumps(out))
+    else:
+        print(f"{wl.family} {v.key} steps={ns.steps} seed={ns.seed}: "
+              f"state_rel_err={se:.4g} output_rel_err={oe:.4g}")
+    return 0
+
+
+def _all(ns) -> int:
+    from .report import run_all
+    try:
+        seeds = tuple(int(x) for x in ns.seeds.split(","))
+    except ValueError:
+        _fail(f"--seeds must be comma-separated integers, not {ns.seeds!r}")
+    for name, val in (("--steps", ns.steps), ("--long-steps", ns.long_steps),
+                      ("--jobs", ns.jobs)):
+        if val < 1:
+            _fail(f"{name} must be a positive integer, not {val}")
+    run_all(ns.out, steps=ns.steps, long_steps=ns.long_steps, seeds=seeds, jobs=ns.jobs)
+    return 0
+
+
+def _plot(ns) -> int:
+    from .report import replot
+    path = os.path.join(ns.out, "curves.csv")
+    if not os.path.exists(path):
+        _fail(f"--out: {path} does not exist (run `python -m quant.study all` first)")
+    replot(ns.out)
+    return 0
+
+
+def main(argv=None) -> int:
+    ns = _parser().parse_args(argv)
+    return {"swamping": _swamping, "all": _all, "plot": _plot}[ns.cmd](ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
