@@ -33,7 +33,7 @@ from .rng import RandomSource, make_source
 
 __all__ = [
     "GROUP", "PAIRS", "MAG_BITS", "EXP_BITS", "BIAS", "MAG_MAX", "EXP_NAN", "GROUP_BITS",
-    "ROUNDINGS", "MX8", "MX8Scalar", "encode", "decode", "quantize", "pack", "unpack", "to_words",
+    "ROUNDINGS", "OVERFLOWS", "MX8", "MX8Scalar", "encode", "decode", "quantize", "pack", "unpack", "to_words",
     "from_words", "pow2", "round_shifted", "check_rounding",
 ]
 
@@ -46,6 +46,7 @@ MAG_MAX = (1 << MAG_BITS) - 1  #: 63
 EXP_NAN = 0xFF  #: exponent value marking a NaN group
 GROUP_BITS = EXP_BITS + PAIRS + GROUP * (MAG_BITS + 1)  #: 128
 ROUNDINGS = ("nearest", "stochastic")
+OVERFLOWS = ("saturate", "carry")
 
 assert GROUP_BITS == 128
 
@@ -193,14 +194,15 @@ def check_rounding(rounding: str, rbits: int) -> None:
 
 
 def round_shifted(v: torch.Tensor, shift: torch.Tensor, rounding: str, rbits: int,
-                  rand: torch.Tensor | None) -> torch.Tensor:
+                  rand: torch.Tensor | None, *, saturate: bool = True) -> torch.Tensor:
     """Round the non-negative integer ``v * 2**-shift`` to an integer magnitude <= 63.
 
     This is the one rounding primitive of the specification. The value is first truncated to
     ``r`` fraction bits (``t = floor(v * 2**(r - shift))``), then ``R`` is added and the
     ``r`` fraction bits are dropped: ``m = min((t + R) >> r, 63)``. Round-to-nearest uses
     ``r = 1, R = 1`` (exactly half-up on the magnitude = half away from zero); stochastic
-    rounding uses ``r = rbits`` and ``R`` = the random integer of that element.
+    rounding uses ``r = rbits`` and ``R`` = the random integer of that element. With
+    ``saturate=False`` the result is not clamped (it can reach 64).
     """
     if rounding == "nearest":
         r, add = 1, 1
@@ -211,7 +213,8 @@ def round_shifted(v: torch.Tensor, shift: torch.Tensor, rounding: str, rbits: in
         t = (v >> u.clamp(min=0)) << (-u).clamp(min=0)
     else:
         t = v >> u
-    return ((t + add) >> r).clamp_(max=MAG_MAX)
+    m = (t + add) >> r
+    return m.clamp_(max=MAG_MAX) if saturate else m
 
 
 def _draw(rng, shape, rounding: str, rbits: int) -> torch.Tensor | None:
@@ -242,7 +245,8 @@ def _check_input(x) -> torch.Tensor:
 
 
 def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
-           rng: RandomSource | int | torch.Tensor | None = None) -> MX8:
+           rng: RandomSource | int | torch.Tensor | None = None,
+           overflow: str = "saturate") -> MX8:
     """Quantize a floating-point tensor to MX8 fields.
 
     Parameters
@@ -254,9 +258,17 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
         Random bits added below the kept LSB by stochastic rounding (1..16, default 8).
     rng : RandomSource, int seed, pre-drawn int tensor of ``x.shape``, or None (seed 0)
         Source of the random bits; one ``rbits``-bit integer per element, row-major.
+    overflow : {"saturate", "carry"}
+        A magnitude that rounds to 64: ``"saturate"`` (the design brief) keeps 63;
+        ``"carry"`` replaces the element by the power of two it rounded to (``m = 32`` one
+        binade up) and quantizes the group again with the same random bits, so the group
+        exponent or the pair's micro-exponent absorbs the carry. The GPU encodes the decay
+        ``d`` this way (docs/mx8.md section 2; measured in docs/study.md).
     """
     x = _check_input(x)
     check_rounding(rounding, rbits)
+    if overflow not in OVERFLOWS:
+        raise ValueError(f"overflow must be one of {OVERFLOWS}, not {overflow!r}")
     x32 = x.detach().to(torch.float32).contiguous()
     lead = tuple(x32.shape[:-1])
     g = x32.shape[-1] // GROUP
@@ -277,7 +289,17 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
     shift = (gexp.unsqueeze(-1) - mu_el - ee + 18).clamp(max=40)
     if rand is not None:
         rand = rand.reshape(*lead, g, GROUP)
-    mag = round_shifted(mant, shift, rounding, rbits, rand)
+    mag = round_shifted(mant, shift, rounding, rbits, rand, saturate=False)
+    # (a carry out of E = 254 would need E = 255, the NaN marker: those saturate)
+    carried = ((mag > MAG_MAX) & ~special.any(dim=-1, keepdim=True)
+               & (gexp.unsqueeze(-1) - mu_el < EXP_NAN - 1))
+    if overflow == "carry" and bool(carried.any()):
+        # the exact power of two each carried element rounded to, then the group again
+        top = pow2((gexp.unsqueeze(-1) - mu_el) - (BIAS - 1)).reshape(x32.shape)
+        x2 = torch.where(carried.reshape(x32.shape), torch.copysign(top, x32), x32)
+        again = None if rand is None else rand.reshape(x32.shape)
+        return encode(x2, rounding, rbits=rbits, rng=again, overflow="saturate")
+    mag = mag.clamp_(max=MAG_MAX)
     sign = ((bits < 0) & (mag > 0)).to(torch.int32)
     # A group's largest value always rounds to a magnitude >= 32, so the only all-zero groups
     # are those with no normal value: E = 0 and mu = 0 already (the canonical zero group).
@@ -299,9 +321,10 @@ def decode(m: MX8) -> torch.Tensor:
 
 
 def quantize(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
-             rng: RandomSource | int | torch.Tensor | None = None) -> torch.Tensor:
+             rng: RandomSource | int | torch.Tensor | None = None,
+             overflow: str = "saturate") -> torch.Tensor:
     """Quantize to MX8 and decode back: float32 tensor of ``x``'s shape (see :func:`encode`)."""
-    return decode(encode(x, rounding, rbits=rbits, rng=rng))
+    return decode(encode(x, rounding, rbits=rbits, rng=rng, overflow=overflow))
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,14 +27,15 @@ def value(g, i) -> Fraction | float:
     return -v if g["s"][i] else v
 
 
+def round_mag_unsaturated(exact: Fraction, rounding: str, r: int, rand: int) -> int:
+    if rounding == "nearest":
+        return math.floor(exact + Fraction(1, 2))
+    return (math.floor(exact * 2 ** r) + rand) >> r
+
+
 def round_mag(exact: Fraction, rounding: str, r: int, rand: int) -> int:
     """Spec rounding of a non-negative exact magnitude (in LSB units) to 0..63."""
-    if rounding == "nearest":
-        m = math.floor(exact + Fraction(1, 2))
-    else:
-        t = math.floor(exact * 2 ** r)
-        m = (t + rand) >> r
-    return min(m, 63)
+    return min(round_mag_unsaturated(exact, rounding, r, rand), 63)
 
 
 def canonical(E, mu, s, m):
@@ -46,9 +47,25 @@ def canonical(E, mu, s, m):
     return {"E": E, "mu": list(mu), "s": s, "m": list(m)}
 
 
-def encode_group(xs, rounding="nearest", r=8, rands=None):
-    """16 Python floats (fp32 values) -> group dict."""
+def encode_group(xs, rounding="nearest", r=8, rands=None, overflow="saturate"):
+    """16 Python floats (fp32 values) -> group dict. ``overflow="carry"``: an element whose
+    magnitude rounds to 64 (below the NaN exponent) is replaced by that power of two and the
+    group is encoded again with the same random bits."""
     rands = rands or [0] * 16
+    if overflow == "carry":
+        g = encode_group(xs, rounding, r, rands)
+        if g["E"] in (0, 255):
+            return g
+        redo = list(xs)
+        for i, x in enumerate(xs):
+            if g["m"][i] != 63 or abs(x) < 2.0 ** -126:
+                continue
+            mu = g["mu"][i // 2]
+            unit = Fraction(2) ** (g["E"] - 127 - mu - 5)
+            if round_mag_unsaturated(Fraction(abs(x)) / unit, rounding, r, rands[i]) >= 64 \
+                    and g["E"] - mu < 254:
+                redo[i] = math.copysign(float(64 * unit), x)
+        return encode_group(redo, rounding, r, rands) if redo != list(xs) else g
     if any(math.isnan(x) or math.isinf(x) for x in xs):
         return copy_group(NAN_GROUP)
     exps = []

@@ -68,6 +68,41 @@ def test_encode_matches_scalar_reference_stochastic(xs, r, seed):
     assert got == ref.encode_group([float(v) for v in x], "stochastic", r, rand.tolist())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(wide_group(), st.lists(st.floats(0.875, 1.0, width=32), min_size=16,
+                                        max_size=16)),
+       st.sampled_from(["nearest", "stochastic"]), st.integers(1, 2**31 - 1))
+def test_encode_carry_matches_scalar_reference(xs, rounding, seed):
+    x = torch.tensor(xs, dtype=torch.float32)
+    rand = TorchBits(seed).draw((16,), 8)
+    got = to_dicts(mx8.encode(x, rounding, rng=rand, overflow="carry"))[0]
+    want = ref.encode_group([float(v) for v in x], rounding, 8, rand.tolist(), "carry")
+    assert got == want
+
+
+def test_carry_keeps_a_decay_close_to_one():
+    d = torch.full((4, 16), 1 - 2.0 ** -14)
+    sat = mx8.quantize(d)
+    assert torch.equal(sat, torch.full_like(d, 63 / 64))  # the brief's saturation
+    car = mx8.quantize(d, overflow="carry")
+    assert torch.equal(car, torch.ones_like(d))  # 64/64 carried: E + 1, m = 32
+    sr = mx8.quantize(d.repeat(4096, 1), "stochastic", rng=LFSRStream(3), overflow="carry")
+    assert abs(sr.double().mean().item() - (1 - 2.0 ** -14)) < 2e-4  # unbiased, mean kept
+    # a carry in a mu = 1 pair clears that pair's micro-exponent instead
+    x = torch.zeros(16)
+    x[0], x[2] = 1.5, 0.999  # pair 1 (mu = 1): 0.999 * 64 rounds to 64
+    m = mx8.encode(x, overflow="carry")
+    assert m.mu[0, 1].item() == 0 and m.mag[0, 2].item() == 32 and m.exp.item() == 127
+    with pytest.raises(ValueError, match="overflow must be one of"):
+        mx8.encode(x, overflow="wrap")
+
+
+def test_carry_saturates_at_the_top_exponent():
+    x = torch.full((16,), 3.4e38)  # rounds to 64 at E = 254: nothing above but NaN
+    m = mx8.encode(x, overflow="carry")
+    assert m.exp.item() == 254 and m.mag.max().item() == 63
+
+
 # ------------------------------------------------------------------------------- properties
 
 @settings(max_examples=200, deadline=None)

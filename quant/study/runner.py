@@ -137,34 +137,12 @@ def derive_seed(seed: int, key: str, purpose: str) -> int:
 
 def encode_mx8(x: torch.Tensor, rounding: str, rbits: int, rng=None, *,
                carry: bool = False) -> mx8.MX8:
-    """MX8 encoding as the GPU's encoder does it: the spec's quantizer (``carry=False``), or
-    with *rounding carry*: an element whose rounded magnitude passes 63 becomes the next power
-    of two (``m = 32`` one exponent up, or ``mu = 0`` in its group) instead of saturating.
-
-    The carry form uses the spec's quantizer twice: carried elements are replaced by the next
-    power of two (exactly representable) and the group is re-encoded with the same random
-    bits. ``rng``: a :class:`quant.rng.RandomSource` (stochastic rounding only).
-    """
+    """MX8 encoding as the GPU's encoder does it: the spec's quantizer with saturation
+    (``carry=False``) or with rounding carry (``mx8.encode(..., overflow="carry")``).
+    ``rng``: a :class:`quant.rng.RandomSource` (stochastic rounding only)."""
     rand = None if rounding == "nearest" else rng.draw(tuple(x.shape), rbits)
-    m = mx8.encode(x, rounding, rbits=rbits, rng=rand)
-    if not carry:
-        return m
-    g = m.exp.shape[-1]
-    lead = tuple(m.exp.shape[:-1])
-    exp_el = m.exp.unsqueeze(-1).expand(*lead, g, mx8.GROUP)
-    unit = mx8.pow2(exp_el - (mx8.BIAS + mx8.MAG_BITS - 1) - m.mu_el).to(torch.float64)
-    xu = x.to(torch.float64).abs().reshape(*lead, g, mx8.GROUP) / unit
-    sat = (m.mag == mx8.MAG_MAX) & (xu > mx8.MAG_MAX) & ~m.nan.unsqueeze(-1)
-    if rounding == "nearest":
-        carried = sat & (xu >= mx8.MAG_MAX + 0.5)
-    else:
-        frac = torch.floor((xu - mx8.MAG_MAX) * (1 << rbits))
-        carried = sat & (frac + rand.reshape(xu.shape) >= (1 << rbits))
-    if not bool(carried.any()):
-        return m
-    top = (unit * (mx8.MAG_MAX + 1)).to(torch.float32).reshape(x.shape)
-    x2 = torch.where(carried.reshape(x.shape), torch.copysign(top, x), x.to(torch.float32))
-    return mx8.encode(x2, rounding, rbits=rbits, rng=rand)
+    return mx8.encode(x, rounding, rbits=rbits, rng=rand,
+                      overflow="carry" if carry else "saturate")
 
 
 def encode_decay(d: torch.Tensor, mode: str, rng=None) -> mx8.MX8:
