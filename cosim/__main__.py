@@ -41,15 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     for tb in (TESTBENCHES[n] for n in (args.tb or sorted(TESTBENCHES))):
         vectors = args.vectors or (tb.long_vectors if args.long else
                                    env_int("COSIM_VECTORS", tb.vectors))
+        name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
         for sim in sims:
             try:
-                r = run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, seed=args.seed,
+                r = run_cosim(tb.unit, tb.module, name=name, sim=sim, seed=args.seed,
                               vectors=vectors)
-                print(f"PASS {tb.name}_{sim}: {r.vectors} vectors, {r.mismatches} mismatches, "
+                print(f"PASS {name}_{sim}: {r.vectors} vectors, {r.mismatches} mismatches, "
                       f"{r.cycles_per_s} cycles/s, seed {r.seed}, build {r.build_s:.1f} s, "
-                      f"run {r.run_s:.1f} s")
+                      f"run {r.run_s:.1f} s", flush=True)
             except CosimFailure as exc:
-                failures.append(f"{tb.name}_{sim}")
+                failures.append(f"{name}_{sim}")
                 print(f"FAIL {exc}")
             if not args.mutants:
                 continue

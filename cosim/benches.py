@@ -29,4 +29,26 @@ class Testbench:
 TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     Testbench("example_mac", unit="example_mac", module="cosim.tb_example_mac",
               mutants=("narrow_product", "ignore_clear")),
+    # The SPU with two bank models (hw/spu_sim.py); vectors = COMPs (64 per row pair).
+    # Mutants: cosim.spu_bench.SpuBench.MUTANTS (score mode does not round).
+    *(Testbench(f"spu_{mode}", unit="spu_mx8_sim", module=f"cosim.tb_spu_{mode}",
+                vectors=512, long_vectors=4096,
+                mutants=("swap_banks",) if mode == "score" else ("swap_banks", "nearest_only"))
+      for mode in ("state_update", "score", "attend")),
+    # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.
+    Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx_mul", vectors=3000,
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only")),
+    Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx_mul", vectors=3000,
+              long_vectors=1_000_000, mutants=("drop_mu_a",)),
+    Testbench("mx_add", unit="mx_add", module="cosim.tb_mx_add", vectors=3000,
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a")),
+    Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx_dot", vectors=3000,
+              long_vectors=1_000_000, mutants=("drop_mu_a",)),
+    Testbench("lfsr", unit="lfsr", module="cosim.tb_lfsr", vectors=3000,
+              long_vectors=1_000_000),
+    # fp16 baseline PIM units with their bank models (hw/pim_fp16_sim.py); vectors =
+    # sub-chunks; mutants: cosim.pim_fp16_bench.MUTANTS.
+    *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=128, long_vectors=2048,
+                mutants=("sequential_dot", "no_outer"))
+      for u in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank")),
 ]}

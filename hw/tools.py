@@ -125,7 +125,13 @@ def verilator_env(environ: dict[str, str] | None = None) -> dict[str, str]:
         if shutil.which("verilator", path=path):
             return {}
         raise
+    # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (configure sets "-include"),
+    # so designs big enough for Verilator's parallel build (several .cpp files, a precompiled
+    # header) fail to compile; a command-line make variable, passed through MAKEFLAGS, fixes it.
+    makeflags = " ".join(x for x in (environ.get("MAKEFLAGS", ""),
+                                     "CFG_CXXFLAGS_PCH_I=-include") if x)
     return {
         "PATH": os.pathsep.join([str(root / "bin"), path]) if path else str(root / "bin"),
         "VERILATOR_ROOT": str(root),
+        "MAKEFLAGS": makeflags,
     }

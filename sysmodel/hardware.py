@@ -14,7 +14,11 @@ has an entry for that unit and mode:
 A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
-``units:`` mapping gives them per unit.
+``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
+(top-level mappings ``hbmpim_fp16``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
+written by ``cosim/spu_timing.py``; see docs/baselines.md) give the ``state_update`` timing of
+the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
+the other keys by name.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ TIMING_FILES = (
 MODES = ("state_update", "score", "attend")
 TIMING_KEYS = ("pipeline_depth", "spu_cycles_per_comp", "comps_per_row_pair", "utilization",
                "vectors_checked")
+#: fp16 baseline unit of the RTL timing file -> the timing unit whose state update it measures.
+RTL_BASELINES = {"hbmpim_fp16": "shared_time_multiplexed_fp16",
+                 "timemux_fp16_perbank": "per_bank_time_multiplexed_fp16",
+                 "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
 TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
                 "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst")
 #: Largest relative gap allowed between a GPU's datasheet bandwidth and its HBM organisation.
@@ -353,6 +361,17 @@ def _timing_entries(path: Path) -> dict:
                 utilization=m.number("utilization", minimum=0.0, maximum=1.0),
                 vectors_checked=m.integer("vectors_checked", minimum=0),
                 source=str(path))
+    for rtl, timing_unit in RTL_BASELINES.items():
+        if rtl not in data:
+            continue
+        b = top.section(rtl)
+        out[(timing_unit, "state_update")] = UnitTiming(
+            pipeline_depth=b.integer("pipeline_depth", minimum=1, maximum=64),
+            spu_cycles_per_comp=b.integer("cycles_per_subchunk", minimum=1, maximum=64),
+            comps_per_row_pair=b.integer("comps_per_row_pair", minimum=1),
+            utilization=b.number("utilization", minimum=0.0, maximum=1.0),
+            vectors_checked=b.integer("vectors_checked", minimum=0),
+            source=str(path))
     return out
 
 

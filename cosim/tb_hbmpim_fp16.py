@@ -1,0 +1,11 @@
+"""Co-simulation of ``hbmpim_fp16`` with its bank models (unit ``hbmpim_fp16_sim``, hw/pim_fp16_sim.py)
+against quant/fp16_pim.py; see cosim/pim_fp16_bench.py."""
+
+import cocotb
+
+from cosim.tb_pim_fp16_common import run_unit
+
+
+@cocotb.test()
+async def state_update(dut):
+    await run_unit(dut, "hbmpim_fp16")

@@ -1,0 +1,453 @@
+"""The State-update Processing Unit (:class:`Spu`): one MX8 SPE shared by two DRAM banks.
+
+Full description, timing diagrams and the reasons behind each decision: ``docs/spu.md``.
+
+The SPU runs at the SPU clock (one tCCD_L). Its pipeline advances one *iteration* on every
+accepted COMP and holds between COMPs (gaps for refresh, register writes, ...), except after a
+COMP marked *last* (the final COMP of a row pair), after which it drains by itself. Every COMP
+reads a fresh sub-chunk from one bank, alternating A, B, A, B, ...; the state-update write-back
+of the sub-chunk read ``read_to_write`` iterations earlier goes to the other bank, because
+``read_to_write`` is odd::
+
+    iteration  n      n+1 .. n+3    n+4 .. n+7      n+8            n+9            n+11
+    stage      F      M (MxMul x2)  A (MxAdd)       W | D (MxDot)  write-back     result reg
+               fetch  decay, outer  decay + outer   ...            bank(n mod 2)  partial
+
+Stage ``F`` registers the column read in the COMP cycle; ``M`` and ``A`` are the arithmetic
+units (:class:`hw.mx_mul.MxMul`, :class:`hw.mx_add.MxAdd`, :class:`hw.mx_dot.MxDot`) used as
+black boxes with their own ``latency``, clock-enabled by the iteration; ``W`` is a write-back
+register inserted only when it is needed to make ``read_to_write`` odd (with the current units
+``1 + 3 + 4 = 8`` is even, so ``W`` is there and ``read_to_write = 9``).
+
+Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
+attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
+attend (score times value sub-chunk on the outer-product multiplier, accumulated per bank by
+the adder; one accumulator per bank, so a COMP takes ``ceil(add latency / 2)`` iterations).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant.rng import DEFAULT_SITE_SEEDS, SITES
+
+from .export import register_unit
+from .lfsr import check_rbits, check_seed
+from .mx8_layout import mx_subchunk_layout
+from .mx_add import MxAdd
+from .mx_dot import MxDot
+from .mx_mul import MxMul
+from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
+from .sround import check_renorm
+
+__all__ = ["Cmd", "Reg", "Mode", "MODES", "BANKS", "Spu", "reg_addr", "comp_addr",
+           "result_addr", "mode_word"]
+
+#: Banks sharing one SPU.
+BANKS = 2
+#: Mode names as used in the timing file (``hw/spu_timing.yaml``).
+MODES = ("state_update", "score", "attend")
+
+
+class Cmd(enum.Enum, shape=2):
+    """The command of a cycle (``i_cmd``)."""
+    NOP = 0
+    REG_WRITE = 1
+    COMP = 2
+    RESULT_READ = 3
+
+
+class Reg(enum.IntEnum):
+    """REG_WRITE targets: ``i_addr = reg << 1 | bank``."""
+    D = 0          #: decay sub-chunk of the bank's chunk group
+    Q = 1          #: query sub-chunk (state update, score)
+    K = 2          #: key sub-chunk (state update)
+    V = 3          #: v of the chunk (state update) / scores of the row (attend), one per column
+    MODE = 4       #: ``i_data[0:2]`` = :class:`Mode`, ``i_data[2]`` = stochastic rounding
+    ACC_CLEAR = 5  #: zero the bank's attend accumulator
+
+
+class Mode(enum.IntEnum):
+    STATE_UPDATE = 0
+    SCORE = 1
+    ATTEND = 2
+
+
+def reg_addr(reg: Reg | int, bank: int) -> int:
+    """``i_addr`` of a REG_WRITE of ``reg`` for ``bank`` (0 = A, 1 = B)."""
+    return (int(reg) << 1) | (bank & 1)
+
+
+def comp_addr(last: bool) -> int:
+    """``i_addr`` of a COMP: bit 0 marks the last COMP of a row pair."""
+    return int(bool(last))
+
+
+def result_addr(bank: int, col: int) -> int:
+    """``i_addr`` of a RESULT_READ: the partial of ``(bank, col)``; in attend mode the
+    accumulator of ``bank`` (``col`` ignored)."""
+    return (bank & 1) << 5 | (col & (COLUMNS - 1))
+
+
+def mode_word(mode: Mode | str, stochastic: bool) -> int:
+    """REG_WRITE data of the MODE register."""
+    if isinstance(mode, str):
+        mode = Mode(MODES.index(mode))
+    return int(mode) | int(bool(stochastic)) << 2
+
+
+def _tag_layout() -> data.StructLayout:
+    return data.StructLayout({"valid": 1, "bank": 1, "col": range(COLUMNS)})
+
+
+class Spu(wiring.Component):
+    """Pipelined MX8 State-update Processing Unit for a pair of banks.
+
+    Parameters
+    ----------
+    rbits : int
+        Random bits of stochastic rounding (1..8).
+    renorm : {"lod", "fixed"}
+        Renormalization policy of the multipliers and the adder.
+    seeds : dict, optional
+        Reset values of the three site generators (``mul_decay``, ``mul_outer``, ``add``);
+        default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
+
+    Members
+    -------
+    i_cmd : In(Cmd)
+        Command of this cycle: NOP, REG_WRITE, COMP, RESULT_READ.
+    i_addr : In(8)
+        REG_WRITE: :func:`reg_addr`; COMP: :func:`comp_addr`; RESULT_READ: :func:`result_addr`.
+    i_data : In(256)
+        REG_WRITE data (a sub-chunk, or :func:`mode_word`).
+    o_comp_ready : Out(1)
+        A COMP in this cycle is accepted (low while a row pair drains and in the extra
+        iterations of an attend COMP). A registered function of the state.
+    o_busy : Out(1)
+        Operations in flight (results or write-backs outstanding).
+    o_err : Out(1)
+        Sticky: an illegal REG_WRITE (an operand overwritten before an in-flight operation
+        used it, MODE written while busy, an unknown register or mode).
+    o_rvalid, o_rdata : Out(1), Out(256)
+        Response to the RESULT_READ of the previous cycle: a 37-bit partial
+        (:func:`hw.mx_dot.dot_out_layout`, zero-extended) or, in attend mode, the accumulator.
+    bank : Out(bank_port()).array(2)
+        Column accesses of bank A (0) and B (1).
+    """
+
+    def __init__(self, *, rbits: int = 8, renorm: str = "lod", seeds: dict | None = None,
+                 _even_distance: bool = False):
+        self._rbits = check_rbits(rbits)
+        self._renorm = check_renorm(renorm)
+        seeds = dict(DEFAULT_SITE_SEEDS if seeds is None else seeds)
+        if sorted(seeds) != sorted(SITES):
+            raise ValueError(f"seeds must name exactly the sites {SITES}, not {sorted(seeds)}")
+        self._seeds = {s: check_seed(seeds[s]) for s in SITES}
+        if not isinstance(_even_distance, bool):
+            raise TypeError(f"_even_distance must be a bool, not {_even_distance!r}")
+        # Test hook: drop the write-back register so that read_to_write is even (collides).
+        self._even = _even_distance
+        self._mul_decay = MxMul(scalar=False, rbits=rbits, renorm=renorm,
+                                seed=self._seeds["mul_decay"])
+        self._mul_outer = MxMul(scalar=True, rbits=rbits, renorm=renorm,
+                                seed=self._seeds["mul_outer"])
+        self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
+        self._dot = MxDot()
+        super().__init__({
+            "i_cmd": In(Cmd),
+            "i_addr": In(8),
+            "i_data": In(COLUMN_BITS),
+            "o_comp_ready": Out(1),
+            "o_busy": Out(1),
+            "o_err": Out(1),
+            "o_rvalid": Out(1),
+            "o_rdata": Out(COLUMN_BITS),
+            "bank": Out(bank_port()).array(BANKS),
+        })
+
+    # ---- parameters ----------------------------------------------------------------------
+    @property
+    def rbits(self) -> int:
+        return self._rbits
+
+    @property
+    def renorm(self) -> str:
+        return self._renorm
+
+    @property
+    def seeds(self) -> dict:
+        return dict(self._seeds)
+
+    # ---- timing ---------------------------------------------------------------------------
+    @property
+    def writeback_stage(self) -> int:
+        """1 when the write-back register ``W`` is present (it makes ``read_to_write`` odd)."""
+        if self._even:
+            return 0
+        return 1 - (1 + self._mul_decay.latency + self._add.latency) % 2
+
+    @property
+    def read_to_write(self) -> int:
+        """Iterations from the COMP that reads a sub-chunk to its write-back (state update).
+        Odd: the write-back then always goes to the bank not read in that iteration."""
+        return 1 + self._mul_decay.latency + self._add.latency + self.writeback_stage
+
+    @property
+    def iteration_interval(self) -> dict[str, int]:
+        """SPU cycles (iterations) per COMP, per mode. Attend: the accumulation of a bank is a
+        loop through the adder, and the two banks alternate, so a COMP takes
+        ``ceil(add latency / 2)`` iterations."""
+        return {"state_update": 1, "score": 1,
+                "attend": max(1, math.ceil(self._add.latency / BANKS))}
+
+    @property
+    def latency(self) -> dict[str, int]:
+        """Pipeline depth per mode: SPU cycles from a COMP (cycle 0) until everything it
+        produces is done and readable (results by RESULT_READ, write-backs in the bank), when
+        the pipeline drains (after a last COMP)."""
+        m, a, d = self._mul_decay.latency, self._add.latency, self._dot.latency
+        return {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1, "attend": 1 + m + a + 1}
+
+    stages = latency
+
+    @property
+    def comps_per_row_pair(self) -> int:
+        """COMPs that process one open row in each of the two banks (every mode)."""
+        return BANKS * COLUMNS
+
+    @property
+    def result_read_latency(self) -> int:
+        """Cycles from a RESULT_READ to ``o_rvalid``."""
+        return 1
+
+    # ---- hardware -------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        sub = mx_subchunk_layout()
+        tag = _tag_layout()
+        lat_m, lat_a, lat_d = self._mul_decay.latency, self._add.latency, self._dot.latency
+        bubbles = self.iteration_interval["attend"] - 1
+
+        # ---- architectural state ----------------------------------------------------------
+        mode = Signal(2)
+        stoch = Signal()
+        opnd = {r: [Signal(COLUMN_BITS, name=f"reg_{r.name.lower()}{b}") for b in range(BANKS)]
+                for r in (Reg.D, Reg.Q, Reg.K, Reg.V)}
+        acc = [Signal(COLUMN_BITS, name=f"acc{b}") for b in range(BANKS)]
+        rd_bank = Signal()
+        colptr = [Signal(range(COLUMNS), name=f"colptr{b}") for b in range(BANKS)]
+        flush = Signal()
+        bubble = Signal(range(bubbles + 1))
+        err = Signal()
+        su = mode == int(Mode.STATE_UPDATE)
+        sc = mode == int(Mode.SCORE)
+        att = mode == int(Mode.ATTEND)
+
+        # ---- pipeline tags (valid, bank, column) beside the units -------------------------
+        f_tag = Signal(tag)
+        f_data = Signal(COLUMN_BITS)
+        mul_tags = [Signal(tag, name=f"m_tag{i}") for i in range(lat_m)]
+        add_tags = [Signal(tag, name=f"a_tag{i}") for i in range(lat_a)]
+        dot_tags = [Signal(tag, name=f"d_tag{i}") for i in range(lat_d)]
+        w_tag = Signal(tag)
+        w_data = Signal(COLUMN_BITS)
+        m_out, a_out, d_out = mul_tags[-1], add_tags[-1], dot_tags[-1]
+        all_tags = [f_tag, *mul_tags, *add_tags, *dot_tags] + ([w_tag] if
+                                                               self.writeback_stage else [])
+
+        busy = Signal()
+        m.d.comb += busy.eq(Cat(*(t.valid for t in all_tags)).any())
+
+        # ---- command decode ----------------------------------------------------------------
+        is_comp = self.i_cmd == Cmd.COMP
+        ready = Signal()
+        comp = Signal()
+        adv = Signal()
+        last = self.i_addr[0]
+        m.d.comb += [
+            ready.eq((bubble == 0) & ~(flush & busy)),
+            comp.eq(is_comp & ready),
+            adv.eq(comp | (bubble != 0) | (flush & busy)),
+            self.o_comp_ready.eq(ready),
+            self.o_busy.eq(busy),
+            self.o_err.eq(err),
+        ]
+
+        # ---- arithmetic units, clock-enabled by the iteration ------------------------------
+        mul_d, mul_o, add, dot = self._mul_decay, self._mul_outer, self._add, self._dot
+        m.submodules.mul_decay = EnableInserter(adv)(mul_d)
+        m.submodules.mul_outer = EnableInserter(adv)(mul_o)
+        m.submodules.add = EnableInserter(adv)(add)
+        m.submodules.dot = EnableInserter(adv)(dot)
+
+        # ---- F: fetch (bank read in the COMP cycle, registered) ----------------------------
+        for b in range(BANKS):
+            m.d.comb += [
+                self.bank[b].rd.eq(comp & (rd_bank == b)),
+                self.bank[b].rd_col.eq(colptr[b]),
+            ]
+        rdata = Mux(rd_bank, self.bank[1].rdata, self.bank[0].rdata)
+        with m.If(adv):
+            m.d.sync += [
+                f_tag.valid.eq(comp),
+                f_tag.bank.eq(rd_bank),
+                f_tag.col.eq(Mux(rd_bank, colptr[1], colptr[0])),
+                f_data.eq(rdata),
+            ]
+        with m.If(comp):
+            with m.If(last):
+                m.d.sync += [rd_bank.eq(0), *(c.eq(0) for c in colptr)]
+            with m.Else():
+                m.d.sync += rd_bank.eq(~rd_bank)
+                for b in range(BANKS):
+                    with m.If(rd_bank == b):
+                        m.d.sync += colptr[b].eq(colptr[b] + 1)
+            m.d.sync += flush.eq(last)
+        with m.Elif(~busy):
+            m.d.sync += flush.eq(0)
+        if bubbles:
+            with m.If(comp & att):
+                m.d.sync += bubble.eq(bubbles)
+            with m.Elif(bubble != 0):
+                m.d.sync += bubble.eq(bubble - 1)
+
+        def sel(regs, bank):
+            return Mux(bank, regs[1], regs[0])
+
+        # ---- M: decay d*S and outer product k*v_j (attend: V*score) ------------------------
+        v_view = data.View(sub, sel(opnd[Reg.V], f_tag.bank))
+        scalars = []
+        for j in range(COLUMNS):
+            g = v_view[j // 16]
+            e = g.elems[j % 16]
+            scalars.append(Cat(g.exp, g.mu[(j % 16) // 2], e.mag, e.sign))
+        m.d.comb += [
+            mul_d.i_valid.eq(f_tag.valid & su),
+            mul_d.i_stoch.eq(stoch),
+            mul_d.i_a.eq(f_data),
+            mul_d.i_b.eq(sel(opnd[Reg.D], f_tag.bank)),
+            mul_o.i_valid.eq(f_tag.valid & (su | att)),
+            mul_o.i_stoch.eq(stoch),
+            mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_tag.bank))),
+            mul_o.i_b.eq(mux_tree(scalars, f_tag.col)),
+        ]
+        with m.If(adv):
+            m.d.sync += mul_tags[0].eq(f_tag)
+            m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (su | att))
+            m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
+
+        # ---- A: update d*S + k*v_j (attend: acc + V*score) ---------------------------------
+        acc_fwd = Mux(a_out.valid & (a_out.bank == m_out.bank), add.o_y.as_value(),
+                      sel(acc, m_out.bank))
+        m.d.comb += [
+            add.i_valid.eq(m_out.valid),
+            add.i_stoch.eq(stoch),
+            add.i_a.eq(Mux(att, acc_fwd, mul_d.o_y.as_value())),
+            add.i_b.eq(mul_o.o_y),
+        ]
+        with m.If(adv):
+            m.d.sync += add_tags[0].eq(m_out)
+            m.d.sync += [add_tags[i].eq(add_tags[i - 1]) for i in range(1, lat_a)]
+            with m.If(a_out.valid & att):
+                for b in range(BANKS):
+                    with m.If(a_out.bank == b):
+                        m.d.sync += acc[b].eq(add.o_y)
+
+        # ---- W: write-back (odd read-to-write distance) and D: dot product with q ----------
+        if self.writeback_stage:
+            with m.If(adv):
+                m.d.sync += [w_tag.eq(a_out), w_tag.valid.eq(a_out.valid & su),
+                             w_data.eq(add.o_y)]
+            wb_tag, wb_data = w_tag, w_data
+            wb_valid = w_tag.valid
+        else:
+            wb_tag, wb_data = a_out, add.o_y.as_value()
+            wb_valid = a_out.valid & su
+        for b in range(BANKS):
+            m.d.comb += [
+                self.bank[b].wr.eq(adv & wb_valid & (wb_tag.bank == b)),
+                self.bank[b].wr_col.eq(wb_tag.col),
+                self.bank[b].wdata.eq(wb_data),
+            ]
+        dot_src = Signal(tag)
+        m.d.comb += [
+            dot_src.eq(Mux(sc, f_tag.as_value(), a_out.as_value())),
+            dot_src.valid.eq(Mux(sc, f_tag.valid, a_out.valid & su)),
+            dot.i_valid.eq(dot_src.valid),
+            dot.i_a.eq(Mux(sc, f_data, add.o_y.as_value())),
+            dot.i_b.eq(sel(opnd[Reg.Q], dot_src.bank)),
+        ]
+        with m.If(adv):
+            m.d.sync += dot_tags[0].eq(dot_src)
+            m.d.sync += [dot_tags[i].eq(dot_tags[i - 1]) for i in range(1, lat_d)]
+
+        # ---- result registers ---------------------------------------------------------------
+        m.submodules.results = results = Memory(shape=len(dot.o_p.as_value()),
+                                                depth=BANKS * COLUMNS, init=[])
+        wp = results.write_port()
+        rp = results.read_port()
+        m.d.comb += [
+            wp.en.eq(adv & d_out.valid),
+            wp.addr.eq(Cat(d_out.col, d_out.bank)),
+            wp.data.eq(dot.o_p),
+        ]
+        is_rr = self.i_cmd == Cmd.RESULT_READ
+        r_acc = Signal(COLUMN_BITS)
+        r_att = Signal()
+        m.d.comb += rp.addr.eq(self.i_addr[:6])
+        m.d.sync += self.o_rvalid.eq(is_rr)
+        with m.If(is_rr):
+            m.d.sync += [r_att.eq(att), r_acc.eq(sel(acc, self.i_addr[5]))]
+        m.d.comb += self.o_rdata.eq(Mux(r_att, r_acc, rp.data))
+
+        # ---- REG_WRITE and hazards ----------------------------------------------------------
+        is_rw = self.i_cmd == Cmd.REG_WRITE
+        w_reg = self.i_addr[1:4]
+        w_bank = self.i_addr[0]
+
+        def pending(tags, bank):
+            return Cat(*(t.valid & (t.bank == bank) for t in tags)).any()
+
+        # d, k, v are read by the operation in F in the iteration after its COMP: a write is
+        # too early only while that operation waits in F (no advance in this cycle).
+        early = pending([f_tag], w_bank) & ~adv
+        # q (dot input) and the accumulator: conservatively, any operation of the bank before
+        # the dot product / accumulator update.
+        late = pending([f_tag, *mul_tags, *add_tags], w_bank)
+        hazard = Signal()
+        with m.Switch(w_reg):
+            with m.Case(int(Reg.D), int(Reg.K), int(Reg.V)):
+                m.d.comb += hazard.eq(early)
+            with m.Case(int(Reg.Q), int(Reg.ACC_CLEAR)):
+                m.d.comb += hazard.eq(late)
+            with m.Case(int(Reg.MODE)):
+                m.d.comb += hazard.eq(busy | (self.i_data[:2] > int(Mode.ATTEND)))
+            with m.Default():
+                m.d.comb += hazard.eq(1)
+        with m.If(is_rw):
+            with m.If(hazard):
+                m.d.sync += err.eq(1)
+            with m.Switch(w_reg):
+                for r in (Reg.D, Reg.Q, Reg.K, Reg.V):
+                    with m.Case(int(r)):
+                        for b in range(BANKS):
+                            with m.If(w_bank == b):
+                                m.d.sync += opnd[r][b].eq(self.i_data)
+                with m.Case(int(Reg.MODE)):
+                    m.d.sync += [mode.eq(self.i_data[:2]), stoch.eq(self.i_data[2]),
+                                 rd_bank.eq(0), *(c.eq(0) for c in colptr),
+                                 *(a.eq(0) for a in acc)]
+                with m.Case(int(Reg.ACC_CLEAR)):
+                    for b in range(BANKS):
+                        with m.If(w_bank == b):
+                            m.d.sync += acc[b].eq(0)
+        return m
+
+
+register_unit("spu_mx8", lambda: Spu())

@@ -1,0 +1,87 @@
+"""Co-simulation of the SPU with two bank models (unit ``spu_mx8_sim``) against quant/.
+
+Default (``make test``): every mode on Icarus with 256 COMPs (four row pairs, a nearest and a
+stochastic chunk-group pair), the timing measured by the run compared with the committed
+``hw/spu_timing.yaml``, and the colliding variant (even read-to-write distance) caught.
+``@pytest.mark.slow``: longer runs on both simulators and the reference mutants. Any
+``COCOTB_RANDOM_SEED`` must pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cosim.benches import TESTBENCHES
+from cosim.runner import SIMULATORS, run_cosim
+from cosim.spu_timing import BUILD_TIMING, COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
+from cosim.summary import read_summary
+
+
+def _run(mode: str, sim: str, vectors: int, **kwargs):
+    tb = TESTBENCHES[f"spu_{mode}"]
+    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors, **kwargs)
+
+
+def _check(result, mode: str, vectors: int):
+    assert result.passed and result.tests == 1
+    assert result.mismatches == 0 and result.vectors == vectors
+    bench = result.benches[f"spu_{mode}"]
+    assert bench["collisions"] == 0 and bench["pending"] == 0
+    record = read_summary(result.results_xml.parent / "summary.json")[
+        f"spu_{mode}_{result.sim}"]
+    assert record["vectors"] == vectors and record["mismatches"] == 0
+
+
+def _check_timing(mode: str, vectors: int):
+    """The run just written to build/sim/spu_timing.yaml agrees with the committed copy."""
+    fresh = read_timing(BUILD_TIMING)[mode]
+    committed = read_timing(COMMITTED_TIMING)[mode]
+    assert set(committed) == set(TIMING_KEYS)
+    for key in TIMING_KEYS:
+        if key == "vectors_checked":
+            assert fresh[key] == vectors and committed[key] > 0
+        else:
+            assert fresh[key] == committed[key], (mode, key, fresh[key], committed[key])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cosim_spu_icarus(mode):
+    result = _run(mode, "icarus", 256)
+    _check(result, mode, 256)
+    _check_timing(mode, 256)
+
+
+def test_committed_timing_file_shape():
+    data = read_timing(COMMITTED_TIMING)
+    assert tuple(m for m in data if m in MODES) == MODES   # (+ the fp16 baseline units)
+    assert data["state_update"]["utilization"] == 1.0       # one sub-chunk per SPU cycle
+    assert data["state_update"]["spu_cycles_per_comp"] == 1
+    assert all(data[m]["comps_per_row_pair"] == 64 for m in MODES)
+
+
+def test_cosim_even_distance_collides():
+    """With an even read-to-write distance the write-back hits the bank being read: the bank
+    model's collision check (and the bench) must fail the run."""
+    result = run_cosim("spu_mx8_sim_even", "cosim.tb_spu_state_update", name="spu_even",
+                       sim="icarus", vectors=256, check=False, record=False,
+                       extra_env={"SPU_TIMING_FILE": "-"})
+    assert not result.passed and result.mismatches > 0
+    assert result.benches["spu_state_update"]["collisions"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("mode", MODES)
+def test_cosim_spu_long(mode, sim):
+    vectors = 2048 if sim == "verilator" else 1024
+    result = _run(mode, sim, vectors)
+    _check(result, mode, vectors)
+    _check_timing(mode, vectors)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, mutant", [(m, x) for m in MODES
+                                          for x in TESTBENCHES[f"spu_{m}"].mutants])
+def test_cosim_spu_mutants(mode, mutant):
+    result = _run(mode, "icarus", 256, mutant=mutant, check=False)
+    assert not result.passed and result.mismatches > 0

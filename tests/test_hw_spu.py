@@ -1,0 +1,247 @@
+"""The SPU (hw/spu.py) with two bank models (hw/spu_sim.py) in Amaranth's simulator.
+
+The same controller, monitor and scoreboard as the co-simulation (cosim/spu_bench.py) run here
+through an Amaranth testbench; every expectation comes from quant.spe (cosim/spu_model.py).
+"""
+
+pytestmark = __import__("pytest").mark.filterwarnings(
+    "ignore::amaranth.hdl._ir.UnusedElaboratable")
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from cosim.spu_bench import Sample, SpuBench
+from cosim.spu_model import make_workload
+from hw.mx_add import MxAdd
+from hw.mx_dot import MxDot
+from hw.mx_mul import MxMul
+from hw.spu import Cmd, Mode, Reg, Spu, comp_addr, mode_word, reg_addr, result_addr
+from hw.spu_sim import SpuSim
+
+
+class AmaranthSpuIo:
+    """The bench's simulator interface over an Amaranth async testbench context."""
+
+    def __init__(self, ctx, dut):
+        self.ctx, self.dut = ctx, dut
+
+    async def cycle(self, cmd, addr, data, act, rows, read_rows) -> Sample:
+        ctx, d = self.ctx, self.dut
+        ctx.set(d.i_cmd, Cmd(cmd))
+        ctx.set(d.i_addr, addr)
+        ctx.set(d.i_data, data)
+        ctx.set(d.i_act, act)
+        if rows is not None:
+            ctx.set(d.i_row_a.as_value(), rows[0])
+            ctx.set(d.i_row_b.as_value(), rows[1])
+        g = ctx.get
+        s = Sample(g(d.o_comp_ready), g(d.o_busy), g(d.o_err), g(d.o_rvalid), g(d.o_rdata),
+                   g(d.o_trace_rd), g(d.o_trace_rd_col), g(d.o_trace_wr), g(d.o_trace_wr_col),
+                   g(d.o_trace_wdata), g(d.o_collision))
+        if read_rows:
+            s.rows = (g(d.o_row_a.as_value()), g(d.o_row_b.as_value()))
+        await ctx.tick()
+        return s
+
+
+def run_bench(mode, *, L=2, H=1, C=1, stochastic=None, seed=1, gap_prob=0.2, **spu_kwargs):
+    dut = SpuSim(**spu_kwargs)
+    work = make_workload(mode, L=L, H=H, C=C, seed=seed, stochastic=stochastic)
+    out = {}
+
+    async def testbench(ctx):
+        bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(seed), spu=dut.spu,
+                         gap_prob=gap_prob)
+        out["result"] = await bench.run()
+        out["bench"] = bench
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out["result"], out["bench"]
+
+
+# --- timing properties ---------------------------------------------------------------------
+
+def test_timing_properties_follow_the_units():
+    spu = Spu()
+    m, a, d = MxMul().latency, MxAdd().latency, MxDot().latency
+    assert spu.read_to_write % 2 == 1
+    assert spu.read_to_write == 1 + m + a + spu.writeback_stage
+    assert spu.latency == {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1,
+                           "attend": 1 + m + a + 1}
+    assert spu.iteration_interval == {"state_update": 1, "score": 1,
+                                      "attend": -(-a // 2)}
+    assert spu.comps_per_row_pair == 64
+    assert spu.stages == spu.latency
+    even = Spu(_even_distance=True)
+    assert even.read_to_write % 2 == 0
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    ({"rbits": 0}, ValueError, "rbits must be in 1..8, not 0"),
+    ({"renorm": "x"}, ValueError, "renorm must be one of ('lod', 'fixed'), not 'x'"),
+    ({"seeds": {"add": 1}}, ValueError, "seeds must name exactly the sites"),
+    ({"seeds": {"mul_decay": 0, "mul_outer": 1, "add": 2}}, ValueError,
+     "seed must be a non-zero 31-bit value, not 0x0"),
+    ({"_even_distance": 1}, TypeError, "_even_distance must be a bool, not 1"),
+])
+def test_parameter_errors(kwargs, exc, msg):
+    with pytest.raises(exc) as info:
+        Spu(**kwargs)
+    assert str(info.value).startswith(msg)
+
+
+# --- full row pairs against the golden model --------------------------------------------------
+
+def test_state_update_nearest_and_stochastic():
+    """Two chunk groups on each bank pair, one pair rounding to nearest and one stochastic;
+    bit-exact write-backs, partials and final states (also quant.spe.state_update)."""
+    res, bench = run_bench("state_update", L=4, H=1, C=1, stochastic=[False, True], seed=2)
+    assert bench.mismatches == []
+    assert res["vectors"] == 128 and res["collisions"] == 0
+    t = res["timing"]
+    spu = Spu()
+    assert t["writeback_delay"] == spu.read_to_write
+    assert t["pipeline_depth"] == spu.latency["state_update"]
+    assert t["spu_cycles_per_comp"] == 1 and t["comps_per_row_pair"] == 64
+    assert t["utilization"] == 1.0
+
+
+def test_state_update_two_chunks_heavy_gaps():
+    """Several chunks per group (operands reused, v per chunk) and idle cycles between most
+    COMPs: nothing lost, duplicated or corrupted."""
+    res, bench = run_bench("state_update", L=1, H=2, C=2, stochastic=[True], seed=3,
+                           gap_prob=0.6)
+    assert bench.mismatches == []
+    assert res["vectors"] == 128
+
+
+def test_score():
+    res, bench = run_bench("score", L=2, H=1, C=1, stochastic=[False], seed=4)
+    assert bench.mismatches == []
+    assert res["timing"]["pipeline_depth"] == Spu().latency["score"]
+    assert res["timing"]["utilization"] == 1.0
+
+
+def test_attend_two_rows_stochastic():
+    res, bench = run_bench("attend", L=2, H=1, C=2, stochastic=[True], seed=5)
+    assert bench.mismatches == []
+    t = res["timing"]
+    assert t["spu_cycles_per_comp"] == Spu().iteration_interval["attend"]
+    assert t["utilization"] == pytest.approx(1 / t["spu_cycles_per_comp"])
+
+
+def test_even_distance_collides():
+    """The dedicated check of the interleaving schedule: with an even read-to-write distance
+    the write-back hits the bank being read; the bank model and the monitor must catch it."""
+    res, bench = run_bench("state_update", L=2, H=1, C=1, stochastic=[False], seed=6,
+                           _even_distance=True)
+    assert res["collisions"] > 0
+    assert any("collision" in m for m in bench.mismatches)
+    assert res["timing"]["writeback_delay"] % 2 == 0
+
+
+def test_reference_mutants_are_caught():
+    for mutant in SpuBench.MUTANTS:
+        dut = SpuSim()
+        work = make_workload("state_update", L=2, H=1, C=1, seed=7, stochastic=[True])
+        out = {}
+
+        async def testbench(ctx):
+            bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(7), spu=dut.spu,
+                             gap_prob=0.0, mutant=mutant)
+            await bench.run()
+            out["m"] = bench.mismatches
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(testbench)
+        sim.run()
+        assert out["m"], mutant
+
+
+# --- protocol: readiness and hazards -----------------------------------------------------------
+
+def _protocol(script):
+    """Run ``script(ctx, dut, cmd)`` on an SPU alone (banks read as zero)."""
+    dut = Spu()
+
+    async def testbench(ctx):
+        async def cmd(kind, addr=0, data=0):
+            ctx.set(dut.i_cmd, kind)
+            ctx.set(dut.i_addr, addr)
+            ctx.set(dut.i_data, data)
+            ready = ctx.get(dut.o_comp_ready)
+            await ctx.tick()
+            ctx.set(dut.i_cmd, Cmd.NOP)
+            return ready
+        await script(ctx, dut, cmd)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_comp_ready_and_drain():
+    def script_for(mode):
+        async def script(ctx, dut, cmd):
+            await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word(mode, False))
+            assert await cmd(Cmd.COMP, comp_addr(False))
+            ready = await cmd(Cmd.COMP, comp_addr(True))
+            if mode == "attend":       # the extra iteration of an attend COMP
+                assert not ready
+                assert await cmd(Cmd.COMP, comp_addr(True))
+            else:
+                assert ready
+            # Draining: no COMP accepted until the pipeline is empty, and it drains alone.
+            n = 0
+            while ctx.get(dut.o_busy):
+                assert not ctx.get(dut.o_comp_ready)
+                await ctx.tick()
+                n += 1
+                assert n < 32
+            assert ctx.get(dut.o_comp_ready) and not ctx.get(dut.o_err)
+        return script
+    for mode in ("state_update", "score", "attend"):
+        _protocol(script_for(mode))
+
+
+def test_illegal_register_writes_flag_o_err():
+    async def q_in_flight(ctx, dut, cmd):
+        await cmd(Cmd.COMP, comp_addr(False))            # bank A in flight, pipeline held
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.K, 1), 5)  # bank B's operand: legal
+        assert not ctx.get(dut.o_err)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.Q, 0), 5)  # q of A before its dot product
+        assert ctx.get(dut.o_err)
+
+    async def v_before_use(ctx, dut, cmd):
+        await cmd(Cmd.COMP, comp_addr(False))
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.V, 0), 1)  # A's op waits in F: too early
+        assert ctx.get(dut.o_err)
+
+    async def v_after_last_comp(ctx, dut, cmd):
+        await cmd(Cmd.COMP, comp_addr(False))
+        await cmd(Cmd.COMP, comp_addr(True))             # B; the pipeline drains from here
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.V, 1), 1)  # read this cycle by B's op: legal
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.D, 0), 1)
+        assert not ctx.get(dut.o_err)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("score", True))
+        assert ctx.get(dut.o_err)                        # MODE while busy
+
+    async def bad_mode(ctx, dut, cmd):
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), 3)
+        assert ctx.get(dut.o_err)
+
+    for script in (q_in_flight, v_before_use, v_after_last_comp, bad_mode):
+        _protocol(script)
+
+
+def test_result_read_index_map():
+    assert result_addr(0, 0) == 0 and result_addr(1, 31) == 63 and result_addr(1, 0) == 32
+    assert mode_word("attend", True) == int(Mode.ATTEND) | 4
+    assert reg_addr(Reg.V, 1) == 7
