@@ -272,19 +272,19 @@ def summary_rows(sim: dict, synth: dict, sweep: dict, study: dict) -> list[list]
 
 
 def area_ratios(rows: list[dict]) -> list[list]:
-    """Area per bank pair of the design over each baseline, from area.csv."""
-    per_pair = {}
-    for r in rows:
-        area = _num(r.get("area_bank_pair_um2", r.get("area_um2")))
-        if "area_bank_pair_um2" not in r and r.get("sharing", "").startswith("perbank"):
-            area *= 2  # one unit per bank: two per bank pair
-        per_pair[r["unit"]] = area
+    """Logic area per bank pair of each baseline over the design's, from area.csv
+    (``bank_pair_overhead_pct`` already counts two units per pair for per-bank designs)."""
+    pct = {r["unit"]: _num(r.get("bank_pair_overhead_pct")) for r in rows}
     out = []
-    if "spu_mx8" in per_pair:
-        for base in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank"):
-            if base in per_pair and per_pair["spu_mx8"] > 0:
-                out.append([f"area per bank pair, {base} / spu_mx8", "synthesized, same library",
-                            f"{per_pair[base] / per_pair['spu_mx8']:.2f}x"])
+    design = pct.get("spu_mx8", math.nan)
+    if not design > 0:
+        return out
+    out.append(["logic area per bank pair, spu_mx8", "share of an HBM2E bank pair, 10 nm "
+                "logic on a DRAM process", f"{design:.2f} %"])
+    for base in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank"):
+        if pct.get(base, math.nan) > 0:
+            out.append([f"area per bank pair, {base} / spu_mx8", "synthesized, same library",
+                        f"{pct[base] / design:.2f}x"])
     return out
 
 
