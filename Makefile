@@ -10,7 +10,7 @@ STAMP := $(VENV)/.setup-stamp
 BUILD := build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools test test-long bench sim sim-long synth sweep study demo clean help
+.PHONY: setup tools test test-long bench sim sim-long synth sweep study demo report clean help
 
 help:
 	@echo "make demo       main job: co-simulation, synthesis, system sweeps, accuracy study, report"
@@ -64,8 +64,13 @@ sweep: setup
 study: setup
 	$(VPY) -m quant.study all --out $(BUILD)/study
 
+# the main job: sim, synth, sweeps, study, benchmarks, then build/report/index.html
+# (incremental: steps whose inputs did not change are skipped; FORCE=1 re-runs all)
 demo: setup
-	@echo "make demo: not implemented yet (issue 8: the main job and report)"; exit 2
+	$(VPY) -m report.demo $(if $(FORCE),--force,)
+
+report: setup
+	$(VPY) -m report.build
 
 clean:
 	rm -rf $(BUILD) sim_build* .pytest_cache .hypothesis
