@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
-from hw.fpmul import SR_BITS, check_params, decode_operand, round_pack
-from quant.fparith import FloatFormat
+from hw.fpmul import SR_BITS, FloatOpBase, decode_operand, round_pack
 
 __all__ = ["FPAdd"]
 
 
-class FPAdd(wiring.Component):
+class FPAdd(FloatOpBase):
     """Floating-point adder ``o = a + b`` for any small IEEE-style format.
 
     Bit-exact with :func:`quant.fparith.ref_add`. Classic single-path design: swap so that
@@ -44,36 +41,6 @@ class FPAdd(wiring.Component):
     o : Out(fmt.width)
         Sum encoding, valid ``latency`` cycles after the operands.
     """
-
-    def __init__(self, fmt, *, rounding="rne", sr_bits=None, latency=0):
-        self._fmt, self._sr_bits = check_params(fmt, rounding, sr_bits, latency)
-        self._rounding = rounding
-        self._latency = latency
-        w = self._fmt.width
-        ports = {"a": In(w), "b": In(w), "o": Out(w)}
-        if rounding == "sr":
-            ports["rnd"] = In(sr_bits)
-        super().__init__(ports)
-
-    @property
-    def fmt(self) -> FloatFormat:
-        """Operand/result format."""
-        return self._fmt
-
-    @property
-    def rounding(self) -> str:
-        """Rounding mode, ``"rne"`` or ``"sr"``."""
-        return self._rounding
-
-    @property
-    def sr_bits(self) -> int | None:
-        """Random bits per result (stochastic rounding), else ``None``."""
-        return self._sr_bits
-
-    @property
-    def latency(self) -> int:
-        """Cycles from operands to result (0: combinational)."""
-        return self._latency
 
     def elaborate(self, platform):
         m = Module()

@@ -167,35 +167,9 @@ def round_pack(m: Module, fmt: FloatFormat, sign: Value, sig: Value, exp_b: Valu
     return Cat(mag, sign)
 
 
-class FPMul(wiring.Component):
-    """Floating-point multiplier ``o = a * b`` for any small IEEE-style format.
-
-    Bit-exact with :func:`quant.fparith.ref_mul`.
-
-    Parameters
-    ----------
-    fmt : FloatFormat or str
-        Operand/result format (``"fp16"``, ``"e4m3"``, ``"e5m2"`` or a custom
-        :class:`~quant.fparith.FloatFormat`).
-    rounding : {"rne", "sr"}
-        Round-to-nearest-even, or stochastic rounding with ``sr_bits`` random bits taken from
-        the ``rnd`` port (``rand`` is a SystemVerilog keyword).
-    sr_bits : int, optional
-        Random bits per result (``rounding="sr"`` only).
-    latency : {0, 1}
-        0: combinational; 1: the result is registered in the ``sync`` domain.
-
-    Members
-    -------
-    a : In(fmt.width)
-        First operand encoding.
-    b : In(fmt.width)
-        Second operand encoding.
-    rnd : In(sr_bits)
-        Random bits (present with ``rounding="sr"``), e.g. from an LFSR.
-    o : Out(fmt.width)
-        Product encoding, valid ``latency`` cycles after the operands.
-    """
+class FloatOpBase(wiring.Component):
+    """Ports, parameter checks and properties shared by :class:`FPMul` and
+    :class:`hw.fpadd.FPAdd` (two operands ``a``, ``b``, result ``o``, optional ``rnd``)."""
 
     def __init__(self, fmt, *, rounding="rne", sr_bits=None, latency=0):
         self._fmt, self._sr_bits = check_params(fmt, rounding, sr_bits, latency)
@@ -226,6 +200,38 @@ class FPMul(wiring.Component):
     def latency(self) -> int:
         """Cycles from operands to result (0: combinational)."""
         return self._latency
+
+
+
+class FPMul(FloatOpBase):
+    """Floating-point multiplier ``o = a * b`` for any small IEEE-style format.
+
+    Bit-exact with :func:`quant.fparith.ref_mul`.
+
+    Parameters
+    ----------
+    fmt : FloatFormat or str
+        Operand/result format (``"fp16"``, ``"e4m3"``, ``"e5m2"`` or a custom
+        :class:`~quant.fparith.FloatFormat`).
+    rounding : {"rne", "sr"}
+        Round-to-nearest-even, or stochastic rounding with ``sr_bits`` random bits taken from
+        the ``rnd`` port (``rand`` is a SystemVerilog keyword).
+    sr_bits : int, optional
+        Random bits per result (``rounding="sr"`` only).
+    latency : {0, 1}
+        0: combinational; 1: the result is registered in the ``sync`` domain.
+
+    Members
+    -------
+    a : In(fmt.width)
+        First operand encoding.
+    b : In(fmt.width)
+        Second operand encoding.
+    rnd : In(sr_bits)
+        Random bits (present with ``rounding="sr"``), e.g. from an LFSR.
+    o : Out(fmt.width)
+        Product encoding, valid ``latency`` cycles after the operands.
+    """
 
     def elaborate(self, platform):
         m = Module()
