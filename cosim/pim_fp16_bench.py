@@ -205,7 +205,8 @@ class PimFp16Bench:
         wall = time.perf_counter() - t0
         return {"vectors": self.vectors, "expected": self.expected,
                 "mismatches": len(self.mismatches), "collisions": self.collisions,
-                "cycles": self.cycle, "cycles_per_s": round(self.cycle / max(wall, 1e-9)),
+                "cycles": self.cycle, "wall_s": wall,
+                "cycles_per_s": round(self.cycle / max(wall, 1e-9)),
                 "timing": timing}
 
     async def _round(self, r: int, timed: bool) -> dict | None:
