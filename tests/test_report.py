@@ -54,8 +54,9 @@ def _fake_build(build, tmp_path):
         fig.savefig(build / sub / name)
         plt.close(fig)
     (build / "study" / "summary.csv").write_text(
-        "format,rounding,datapath,steps,state_rel_err,output_rel_err\n"
-        "mx8,stochastic,exact,2048,0.05,0.04\n")
+        "workload,variant,step,seeds,state_rel_err,output_rel_err\n"
+        "mamba2,exact/mx8/SR8/lod/torch/d=stochastic-carry,2048,1,0.0831,0.07\n"
+        "mamba2,fakequant/mx8/SR8,2048,2,0.0466,0.04\n")
     (build / "bench").mkdir()
     (build / "bench" / "quant.json").write_text(json.dumps({"seed": 0, "x_per_s": 1.0}))
 
@@ -81,6 +82,7 @@ def test_report_renders_in_chromium(tmp_path):
     for section in ("summary", "sim", "synth", "sweep", "study", "bench", "provenance"):
         assert int(tables[section]) >= 1, (section, tables)
     assert "Pimba / GPU" in page and "hbmpim_fp16 / spu_mx8" in page and "1.50x" in page
+    assert "state error vs fp32: fakequant/mx8/SR8" in page and "0.0466" in page
 
 
 def test_report_names_what_is_missing(tmp_path):
