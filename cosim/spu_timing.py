@@ -63,21 +63,16 @@ def read_timing(path: str | Path = BUILD_TIMING) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def write_timing(mode: str, entry: Mapping, path: str | Path = BUILD_TIMING,
-                 writeback_delay: int | None = None) -> dict:
-    """Merge the measured ``entry`` of ``mode`` into ``path``; return the whole file."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    missing = [k for k in TIMING_KEYS if k not in entry]
-    if missing:
-        raise ValueError(f"timing entry of {mode} lacks {', '.join(missing)}")
+def _merge(key: str, value: dict, path: str | Path, writeback_delay: int | None) -> dict:
+    """Under a file lock, merge ``{key: value}`` into the timing file at ``path`` (entries of
+    the other modes and units kept, header regenerated) and rewrite it atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = read_timing(path)
         data = {m: data[m] for m in MODES + BASELINE_UNITS if m in data}
-        data[mode] = {k: entry[k] for k in TIMING_KEYS}
+        data[key] = value
         old_wb = None
         if path.is_file():
             for line in path.read_text().splitlines():
@@ -93,6 +88,17 @@ def write_timing(mode: str, entry: Mapping, path: str | Path = BUILD_TIMING,
     return data
 
 
+def write_timing(mode: str, entry: Mapping, path: str | Path = BUILD_TIMING,
+                 writeback_delay: int | None = None) -> dict:
+    """Merge the measured ``entry`` of ``mode`` into ``path``; return the whole file."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    missing = [k for k in TIMING_KEYS if k not in entry]
+    if missing:
+        raise ValueError(f"timing entry of {mode} lacks {', '.join(missing)}")
+    return _merge(mode, {k: entry[k] for k in TIMING_KEYS}, path, writeback_delay)
+
+
 def write_unit_timing(unit: str, entry: Mapping, path: str | Path = BUILD_TIMING) -> dict:
     """Merge the measured state-update timing ``entry`` of the baseline ``unit`` into
     ``path`` (the SPU modes and the other units are kept); return the whole file."""
@@ -101,22 +107,4 @@ def write_unit_timing(unit: str, entry: Mapping, path: str | Path = BUILD_TIMING
     missing = [k for k in BASELINE_KEYS if k not in entry]
     if missing:
         raise ValueError(f"timing entry of {unit} lacks {', '.join(missing)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_timing(path)
-        data = {m: data[m] for m in MODES + BASELINE_UNITS if m in data}
-        data[unit] = {k: entry[k] for k in BASELINE_KEYS}
-        wb = "?"
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                if line.startswith("# State update: the write-back"):
-                    wb = line.split("comes ")[1].split(" ")[0]
-        text = _HEADER.format(wb=wb) + yaml.safe_dump(
-            {m: data[m] for m in MODES + BASELINE_UNITS if m in data}, sort_keys=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    return data
+    return _merge(unit, {k: entry[k] for k in BASELINE_KEYS}, path, None)

@@ -50,6 +50,7 @@ __all__ = [
     "Scoreboard",
     "StreamBench",
     "env_float",
+    "port_unsigned",
     "env_int",
     "fields_of",
     "make_rng",
@@ -502,3 +503,13 @@ def write_result(name: str, result: Mapping[str, Any]) -> None:
     data[name] = dict(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def port_unsigned(handle) -> int:
+    """Unsigned value of a port; X or Z fails the test (``to_unsigned``/``int`` raise on them,
+    cheaper than ``is_resolvable`` on wide ports)."""
+    value = handle.value
+    try:
+        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+    except ValueError:
+        raise AssertionError(f"{handle._name} is {value} (not 0/1)") from None

@@ -21,19 +21,11 @@ from quant.fp16_pim import LANES
 
 from .pim_fp16_bench import PimFp16Bench, Sample
 from .spu_timing import BUILD_TIMING, write_unit_timing
-from .tb import env_float, env_int, make_rng, unit_of, write_result
+from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
 __all__ = ["CocotbPimIo", "run_unit"]
 
 DEFAULT_VECTORS = 128
-
-
-def _u(handle) -> int:
-    value = handle.value
-    try:
-        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
-    except ValueError:
-        raise AssertionError(f"{handle._name} is {value} (not 0/1)") from None
 
 
 class CocotbPimIo:

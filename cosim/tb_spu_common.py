@@ -18,21 +18,11 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from .spu_bench import Sample, SpuBench, workload_size
 from .spu_model import make_workload
 from .spu_timing import BUILD_TIMING, write_timing
-from .tb import env_float, env_int, make_rng, unit_of, write_result
+from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
 __all__ = ["CocotbSpuIo", "run_mode"]
 
 DEFAULT_VECTORS = 512
-
-
-def _u(handle) -> int:
-    """Unsigned value of a port; X or Z fails the test (``to_unsigned``/``int`` raise on them,
-    cheaper than ``is_resolvable`` on wide ports)."""
-    value = handle.value
-    try:
-        return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
-    except ValueError:
-        raise AssertionError(f"{handle._name} is {value} (not 0/1)") from None
 
 
 class CocotbSpuIo:
