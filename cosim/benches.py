@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TESTBENCHES", "Testbench"]
+__all__ = ["SPE_FORMATS", "TESTBENCHES", "Testbench"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Testbench:
     long_vectors: int = 100_000
     mutants: tuple[str, ...] = ()
 
+
+#: Formats of the SPE datapath slices ``spe_<format>[_sr]``.
+SPE_FORMATS = ("fp16", "e4m3", "e5m2", "int8", "mx8")
 
 TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     Testbench("example_mac", unit="example_mac", module="cosim.tb_example_mac",
@@ -53,4 +56,10 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=512, long_vectors=2048,
                 mutants=("sequential_dot", "no_outer"))
       for u in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank")),
+    # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);
+    # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
+    *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,
+                long_vectors=100_000,
+                mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
+      for f in SPE_FORMATS for sr in ("", "_sr")),
 ]}

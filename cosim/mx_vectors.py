@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 
 from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, from_words, to_words
+from quant.mx8 import scalar_from_words as unpack_scalars  # noqa: F401 (re-exported)
+from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported)
 from quant.rng import LFSRStream
 from quant.spe import SPEConfig, add, dot, mul, mul_scalar
 
@@ -240,17 +242,7 @@ def subchunk_words(m: MX8) -> list[int]:
     return to_words(m, GROUPS)
 
 
-def scalar_words(s: MX8Scalar) -> list[int]:
-    """16-bit port values of scalars: exp bits 0-7, mu bit 8, mag bits 9-14, sign bit 15
-    (:func:`hw.mx8_layout.mx_scalar_layout`)."""
-    w = s.exp | (s.mu << 8) | (s.mag << 9) | (s.sign << 15)
-    return [int(v) for v in w.tolist()]
-
-
-def unpack_scalars(words: Sequence[int]) -> MX8Scalar:
-    """Inverse of :func:`scalar_words`."""
-    w = torch.tensor(list(words), dtype=torch.int32)
-    return MX8Scalar(w & 0xFF, (w >> 8) & 1, (w >> 15) & 1, (w >> 9) & 0x3F)
+# Scalar port words: quant.mx8.scalar_to_words / scalar_from_words (re-exported above).
 
 
 def unpack_subchunks(words: Sequence[int]) -> MX8:

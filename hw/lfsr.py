@@ -15,11 +15,11 @@ from amaranth.hdl import Cat, Module, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.rng import DEFAULT_SITE_SEEDS, LFSR_TAPS, LFSR_WIDTH
+from quant.rng import DEFAULT_SITE_SEEDS, LFSR_TAPS, LFSR_WIDTH, SITES
 
 from .export import register_unit
 
-__all__ = ["LFSR", "check_seed", "check_rbits", "prbs_network"]
+__all__ = ["LFSR", "check_seed", "check_site_seeds", "check_rbits", "prbs_network"]
 
 _MAX_RBITS = 8
 
@@ -31,6 +31,28 @@ def check_seed(seed) -> int:
     if not 0 < seed < (1 << LFSR_WIDTH):
         raise ValueError(f"seed must be a non-zero {LFSR_WIDTH}-bit value, not {seed:#x}")
     return seed
+
+
+def check_site_seeds(seeds) -> dict[str, int]:
+    """Validate the seeds of the three generators of one SPE (``None``: the defaults).
+
+    Returns a new dict ``site -> seed`` in :data:`quant.rng.SITES` order.
+
+    Raises
+    ------
+    TypeError
+        ``seeds`` is not a dict, or a seed is not an int.
+    ValueError
+        The keys are not exactly the sites, or a seed is zero or wider than 31 bits.
+    """
+    if seeds is None:
+        seeds = DEFAULT_SITE_SEEDS
+    if not isinstance(seeds, dict):
+        raise TypeError(f"seeds must be a dict site -> seed, not {seeds!r}")
+    if set(seeds) != set(SITES):
+        raise ValueError(f"seeds must name exactly the sites {SITES}, "
+                         f"not {sorted(seeds, key=str)}")
+    return {s: check_seed(seeds[s]) for s in SITES}
 
 
 def check_rbits(rbits) -> int:

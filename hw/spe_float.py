@@ -1,23 +1,67 @@
 """State-update datapath slice of an SPE built from the float units (baseline formats).
 
-``s_out[i] = d[i] * s_in[i] + k[i] * v`` for 32 lanes, with one :class:`~hw.fpmul.FPMul`
-for the decay, one for the outer-product term (``v`` broadcast to every lane) and one
+``o_s[i] = d[i] * s[i] + k[i] * v`` for 32 lanes: one :class:`~hw.fpmul.FPMul` per lane for
+the decay, one for the outer-product term (``v`` broadcast to every lane) and one
 :class:`~hw.fpadd.FPAdd` per lane: stages 2 and 3 of the SPU pipeline (DESIGN.md section 3),
-for fp16 / fp8 state instead of MX8. Both stages are registered, so :attr:`latency` is 2.
+for fp16 / fp8 state instead of MX8. Both stages are registered, so :attr:`SpeFloat.latency`
+is 2.
+
+Every SPE slice (this one, :class:`hw.spe_mx8.SpeMx8`, the int8 slice) has the same streaming
+ports, so one testbench drives them all; :func:`quant.spe_slice.reference` is their golden
+model and :func:`quant.spe_slice.slice_ports` gives the port widths::
+
+    i_valid In(1)   i_s, i_d, i_k In(W)   i_v In(Wv)   o_valid Out(1)   o_s Out(W)
+
+Here ``W = 32 * width`` (lane ``i`` at bits ``[i*width, (i+1)*width)``) and ``Wv = width``.
+One operation per cycle; ``o_valid``/``o_s`` belong to the operation presented with
+``i_valid`` :attr:`~SpeFloat.latency` cycles earlier (clock edges in between).
+
+With ``rounding="sr"`` the slice holds its own random-bit generators, one
+:class:`hw.lfsr.LFSR` per rounding site (:data:`quant.rng.SITES`: ``mul_decay``,
+``mul_outer``, ``add``), each advancing exactly when its stage processes a valid operation and
+handing lane ``i`` the stream bits ``[i*r, (i+1)*r)`` of that operation's block,
+``r`` = :data:`hw.fpmul.SR_BITS`.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import SR_BITS, FPMul, check_params
+from hw.lfsr import LFSR, check_site_seeds
 from quant.fparith import FloatFormat
 
-__all__ = ["SpeFloat"]
+__all__ = ["SpeFloat", "check_slice_params"]
+
+#: Lanes of a registered slice (one sub-chunk of 32 values).
+LANES = 32
+
+
+def check_slice_params(rounding, seeds) -> dict[str, int] | None:
+    """Validate ``rounding`` (``"rne"`` or ``"sr"``) and ``seeds`` of an SPE slice.
+
+    Returns the seeds (site -> seed, the defaults of :data:`quant.rng.DEFAULT_SITE_SEEDS`
+    when ``None``) for ``"sr"``, ``None`` for ``"rne"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown rounding; ``seeds`` given with ``rounding="rne"``; seeds not naming exactly the
+        three sites, or a seed zero or wider than 31 bits.
+    TypeError
+        ``seeds`` not a dict, or a seed not an int.
+    """
+    if rounding not in ("rne", "sr"):
+        raise ValueError(f"rounding must be 'rne' or 'sr', not {rounding!r}")
+    if rounding == "rne":
+        if seeds is not None:
+            raise ValueError("seeds is only meaningful with rounding='sr'")
+        return None
+    return check_site_seeds(seeds)
 
 
 class SpeFloat(wiring.Component):
@@ -29,46 +73,66 @@ class SpeFloat(wiring.Component):
         State/operand format (``"fp16"``, ``"e4m3"``, ``"e5m2"`` ...).
     lanes : int
         Number of lanes (32: one sub-chunk of 32 values; in fp16 that is two DRAM columns).
+        The registered units have 32; fewer keep simulations short.
     rounding : {"rne", "sr"}
         Rounding of every multiplier and adder.
-    sr_bits : int, optional
-        Random bits per unit and lane (``rounding="sr"``).
+    seeds : dict, optional
+        ``rounding="sr"``: reset values of the three generators (``mul_decay``, ``mul_outer``,
+        ``add``); default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
 
     Members
     -------
-    s_in : In(ArrayLayout(width, lanes))
-        State sub-chunk.
-    d : In(ArrayLayout(width, lanes))
+    i_valid : In(1)
+        An operation is presented this cycle.
+    i_s : In(lanes * width)
+        State sub-chunk, lane ``i`` at bits ``[i*width, (i+1)*width)``.
+    i_d : In(lanes * width)
         Decay (a per-lane gate; a scalar decay is the same value in every lane).
-    k : In(ArrayLayout(width, lanes))
+    i_k : In(lanes * width)
         Key sub-chunk.
-    v : In(width)
+    i_v : In(width)
         The broadcast element of ``v``.
-    rnd : In(ArrayLayout(3 * sr_bits, lanes))
-        Random bits for the two multipliers and the adder of each lane (``rounding="sr"``).
-    s_out : Out(ArrayLayout(width, lanes))
-        Updated state, :attr:`latency` cycles after the inputs.
+    o_valid : Out(1)
+        ``o_s`` holds the result of the operation presented :attr:`latency` cycles earlier.
+    o_s : Out(lanes * width)
+        Updated state ``d * s + k * v``.
     """
 
-    def __init__(self, fmt, *, lanes=32, rounding="rne", sr_bits=None):
-        self._fmt, self._sr_bits = check_params(fmt, rounding, sr_bits, 1)
-        if not isinstance(lanes, int) or isinstance(lanes, bool):
+    def __init__(self, fmt, *, lanes: int = LANES, rounding: str = "rne",
+                 seeds: dict | None = None):
+        sr_bits = SR_BITS if rounding == "sr" else None
+        self._float, self._sr_bits = check_params(fmt, rounding, sr_bits, 1)
+        self._seeds = check_slice_params(rounding, seeds)
+        if isinstance(lanes, bool) or not isinstance(lanes, int):
             raise TypeError(f"lanes must be an int, not {lanes!r}")
-        if lanes < 1:
-            raise ValueError(f"lanes must be at least 1, not {lanes}")
+        if not 1 <= lanes <= 256:
+            raise ValueError(f"lanes must be in 1..256, not {lanes}")
         self._lanes = lanes
         self._rounding = rounding
-        vec = data.ArrayLayout(unsigned(self._fmt.width), lanes)
-        ports = {"s_in": In(vec), "d": In(vec), "k": In(vec), "v": In(self._fmt.width),
-                 "s_out": Out(vec)}
-        if rounding == "sr":
-            ports["rnd"] = In(data.ArrayLayout(unsigned(3 * sr_bits), lanes))
-        super().__init__(ports)
+        kw = {"rounding": rounding, "sr_bits": sr_bits, "latency": 1}
+        self._decay = [FPMul(self._float, **kw) for _ in range(lanes)]
+        self._outer = [FPMul(self._float, **kw) for _ in range(lanes)]
+        self._add = [FPAdd(self._float, **kw) for _ in range(lanes)]
+        w = self._float.width
+        super().__init__({
+            "i_valid": In(1),
+            "i_s": In(lanes * w),
+            "i_d": In(lanes * w),
+            "i_k": In(lanes * w),
+            "i_v": In(w),
+            "o_valid": Out(1),
+            "o_s": Out(lanes * w),
+        })
 
     @property
-    def fmt(self) -> FloatFormat:
-        """State format."""
-        return self._fmt
+    def fmt(self) -> str:
+        """Format name (``"fp16"``, ``"e4m3"``, ``"e5m2"``)."""
+        return self._float.name
+
+    @property
+    def float_format(self) -> FloatFormat:
+        """The :class:`~quant.fparith.FloatFormat` of state and operands."""
+        return self._float
 
     @property
     def lanes(self) -> int:
@@ -76,34 +140,71 @@ class SpeFloat(wiring.Component):
         return self._lanes
 
     @property
+    def rounding(self) -> str:
+        """``"rne"`` or ``"sr"``."""
+        return self._rounding
+
+    @property
+    def sr_bits(self) -> int | None:
+        """Random bits per rounded value (``"sr"``), else ``None``."""
+        return self._sr_bits
+
+    @property
+    def seeds(self) -> dict[str, int] | None:
+        """Reset values of the site generators (``"sr"``), else ``None``."""
+        return None if self._seeds is None else dict(self._seeds)
+
+    @property
     def latency(self) -> int:
-        """Cycles from inputs to ``s_out`` (multiply stage + add stage)."""
-        return 2
+        """Cycles from ``i_valid`` to the matching ``o_valid`` (multiply stage + add stage)."""
+        return self._decay[0].latency + self._add[0].latency
 
     def elaborate(self, platform):
         m = Module()
-        kw = {"rounding": self._rounding, "sr_bits": self._sr_bits, "latency": 1}
-        r = self._sr_bits
+        w = self._float.width
+        lat_m = self._decay[0].latency
+        lat_a = self._add[0].latency
+
+        # valid beside the data: lat_m registers to the adder's input, lat_a more to o_valid
+        chain = [self.i_valid]
+        for n in range(lat_m + lat_a):
+            v = Signal(name=f"valid{n + 1}")
+            m.d.sync += v.eq(chain[-1])
+            chain.append(v)
+        add_valid = chain[lat_m]
+        m.d.comb += self.o_valid.eq(chain[-1])
+
+        rand = {}
+        if self._rounding == "sr":
+            enables = {"mul_decay": self.i_valid, "mul_outer": self.i_valid, "add": add_valid}
+            for site, en in enables.items():
+                gen = m.submodules[f"lfsr_{site}"] = LFSR(lanes=self._lanes,
+                                                          rbits=self._sr_bits,
+                                                          seed=self._seeds[site])
+                m.d.comb += gen.i_en.eq(en)
+                rand[site] = gen.o_rand
+
+        v_in = self.i_v
         for i in range(self._lanes):
-            decay = m.submodules[f"decay{i}"] = FPMul(self._fmt, **kw)
-            outer = m.submodules[f"outer{i}"] = FPMul(self._fmt, **kw)
-            add = m.submodules[f"add{i}"] = FPAdd(self._fmt, **kw)
+            bits = slice(i * w, (i + 1) * w)
+            decay = m.submodules[f"decay{i}"] = self._decay[i]
+            outer = m.submodules[f"outer{i}"] = self._outer[i]
+            add = m.submodules[f"add{i}"] = self._add[i]
             m.d.comb += [
-                decay.a.eq(self.d[i]), decay.b.eq(self.s_in[i]),
-                outer.a.eq(self.k[i]), outer.b.eq(self.v),
+                decay.a.eq(self.i_d[bits]), decay.b.eq(self.i_s[bits]),
+                outer.a.eq(self.i_k[bits]), outer.b.eq(v_in),
                 add.a.eq(decay.o), add.b.eq(outer.o),
-                self.s_out[i].eq(add.o),
+                self.o_s[bits].eq(add.o),
             ]
-            if self._rounding == "sr":
+            if rand:
                 m.d.comb += [
-                    decay.rnd.eq(self.rnd[i][:r]),
-                    outer.rnd.eq(self.rnd[i][r:2 * r]),
-                    # the adder sees its random bits one cycle later, with its operands
-                    add.rnd.eq(self.rnd[i][2 * r:]),
+                    decay.rnd.eq(rand["mul_decay"][i]),
+                    outer.rnd.eq(rand["mul_outer"][i]),
+                    add.rnd.eq(rand["add"][i]),
                 ]
         return m
 
 
 for _name in ("fp16", "e4m3", "e5m2"):
     register_unit(f"spe_{_name}", lambda f=_name: SpeFloat(f))
-    register_unit(f"spe_{_name}_sr", lambda f=_name: SpeFloat(f, rounding="sr", sr_bits=SR_BITS))
+    register_unit(f"spe_{_name}_sr", lambda f=_name: SpeFloat(f, rounding="sr"))

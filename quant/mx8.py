@@ -34,7 +34,8 @@ from .rng import RandomSource, make_source
 __all__ = [
     "GROUP", "PAIRS", "MAG_BITS", "EXP_BITS", "BIAS", "MAG_MAX", "EXP_NAN", "GROUP_BITS",
     "ROUNDINGS", "OVERFLOWS", "MX8", "MX8Scalar", "encode", "decode", "quantize", "pack", "unpack", "to_words",
-    "from_words", "pow2", "round_shifted", "check_rounding",
+    "from_words", "SCALAR_BITS", "scalar_to_words", "scalar_from_words", "pow2", "round_shifted",
+    "check_rounding",
 ]
 
 GROUP = 16  #: values per group
@@ -383,3 +384,21 @@ def from_words(words, lead: tuple[int, ...], groups: int, groups_per_word: int =
     raw = b"".join(int(w).to_bytes(nbytes, "little") for w in words)
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(tuple(lead) + (groups, GROUP_BITS // 8))
     return unpack(torch.from_numpy(arr.copy()))
+
+
+#: Width of a packed :class:`MX8Scalar` word (exp, mu, mag, sign).
+SCALAR_BITS = EXP_BITS + 1 + MAG_BITS + 1
+
+
+def scalar_to_words(s: MX8Scalar) -> list[int]:
+    """16-bit words of scalars (row-major): exp bits 0-7, mu bit 8, mag bits 9-14, sign bit 15
+    (the RTL's ``hw.mx8_layout.mx_scalar_layout``)."""
+    w = s.exp | (s.mu << EXP_BITS) | (s.mag << (EXP_BITS + 1)) | (s.sign << (SCALAR_BITS - 1))
+    return [int(v) for v in w.reshape(-1).tolist()]
+
+
+def scalar_from_words(words) -> MX8Scalar:
+    """Inverse of :func:`scalar_to_words`: a 1-D :class:`MX8Scalar` of ``len(words)``."""
+    w = torch.tensor([int(x) for x in words], dtype=torch.int32)
+    return MX8Scalar(w & ((1 << EXP_BITS) - 1), (w >> EXP_BITS) & 1,
+                     (w >> (SCALAR_BITS - 1)) & 1, (w >> (EXP_BITS + 1)) & MAG_MAX)

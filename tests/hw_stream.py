@@ -94,3 +94,22 @@ def check_unit(dut, n: int, seed: int, *, directed: bool = False, port_rand: boo
     got = [v[0] for v in run_stream(dut, inputs, [out], seed=seed)]
     bad = [i for i in range(n) if got[i] != want[i]]
     assert not bad, f"{len(bad)} mismatches, first at {bad[0]} (class {int(batch.cls[bad[0]])})"
+
+
+def check_slice(dut, s: list[int], d: list[int], k: list[int], v: list[int], *, seed: int = 0,
+                idle_prob: float = 0.25):
+    """Stream ``len(s)`` operations (port words) through an SPE datapath slice, with idle
+    cycles, and compare every ``o_s`` word and the ``o_valid`` timing (:func:`run_stream`)
+    with :func:`quant.spe_slice.reference`; stochastic rounding is checked against
+    ``SPERandom.lfsr(dut.seeds)`` (the slice's internal generators). Returns the words."""
+    from quant.rng import SPERandom
+    from quant.spe_slice import reference
+
+    inputs = [{"i_s": a, "i_d": b, "i_k": c, "i_v": e} for a, b, c, e in zip(s, d, k, v)]
+    got = [w for (w,) in run_stream(dut, inputs, ["o_s"], idle_prob=idle_prob, seed=seed)]
+    rng = SPERandom.lfsr(dut.seeds) if dut.rounding == "sr" else None
+    want = reference(dut.fmt, dut.rounding, s, d, k, v, rng)
+    bad = [i for i in range(len(s)) if got[i] != want[i]]
+    assert not bad, (f"{len(bad)} of {len(s)} outputs differ, first at operation {bad[0]}: "
+                     f"{got[bad[0]]:#x} != {want[bad[0]]:#x}")
+    return got

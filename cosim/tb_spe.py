@@ -1,0 +1,13 @@
+"""cocotb testbench of the SPE datapath slices ``spe_<format>[_sr]`` (fp16, fp8 e4m3/e5m2,
+int8 with an fp16 group scale, MX8): every output bit against :func:`quant.spe_slice.reference`;
+see :mod:`cosim.spe_bench`."""
+
+import cocotb
+
+from cosim.spe_bench import run_spe_bench
+
+
+@cocotb.test()
+async def stream(dut):
+    """Random operation classes (raw bits, typical, cancelling, corner values, wide range)."""
+    await run_spe_bench(dut)
