@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from quant.fparith import FloatFormat, get_format
+from quant.spe import RBITS
 
 __all__ = ["FPMul", "float_layout", "check_params", "Operand", "decode_operand", "round_pack"]
 
@@ -269,9 +270,8 @@ class FPMul(FloatOpBase):
         return m
 
 
-#: Random bits of the registered stochastic-rounding variants (placeholder until the accuracy
-#: study picks the number).
-SR_BITS = 8
+#: Random bits of the registered stochastic-rounding variants: the SPE's (quant.spe.RBITS).
+SR_BITS = RBITS
 
 for _name in ("fp16", "e4m3", "e5m2"):
     register_unit(f"fpmul_{_name}", lambda f=_name: FPMul(f))

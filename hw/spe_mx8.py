@@ -28,6 +28,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from quant.spe import RBITS
+
 from .export import register_unit
 from .mx8_layout import mx_scalar_layout, mx_subchunk_layout
 from .mx_add import MxAdd
@@ -37,8 +39,6 @@ from .sround import check_renorm
 
 __all__ = ["SpeMx8"]
 
-#: Random bits per rounded value of the stochastic variant.
-RBITS = 8
 #: Values per sub-chunk.
 LANES = 32
 

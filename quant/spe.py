@@ -26,6 +26,7 @@ from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MX8, MX8Scalar, PAIRS, _draw,
 from .rng import SITES, SPERandom
 
 __all__ = [
+    "RBITS",
     "RENORMS", "ADD_FRAC_BITS", "DOT_GUARD_BITS", "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
@@ -34,6 +35,9 @@ __all__ = [
 RENORMS = ("lod", "fixed")
 #: Fraction bits kept below the result LSB when the adder aligns an addend (truncation).
 ADD_FRAC_BITS = 8
+#: Random bits of stochastic rounding in every SPE datapath (the accuracy study's choice,
+#: docs/study.md); the default of :class:`SPEConfig` and of the hardware slices.
+RBITS = 8
 #: Extra fraction bits of the dot-product accumulator for the lower-exponent group.
 DOT_GUARD_BITS = 8
 #: Width of the signed dot-product mantissa Y.
@@ -62,7 +66,7 @@ class SPEConfig:
     """
 
     rounding: str = "stochastic"
-    rbits: int = 8
+    rbits: int = RBITS
     renorm: str = "lod"
 
     def __post_init__(self):

@@ -49,6 +49,7 @@ from .formats import INT8_GROUP
 from .fparith import decode as _fp_decode
 from .fparith import get_format, ref_add, ref_mul, round_exact
 from .rng import SPERandom
+from .spe import RBITS
 
 __all__ = [
     "GROUP", "Q_MAX", "Q_BITS", "SCALE_BITS", "WORD_BITS", "SCALAR_BITS", "SCALE_C",
@@ -73,7 +74,7 @@ SCALE_C = 0x2008
 #: Scale of a NaN group (the fp16 canonical NaN).
 NAN_SCALE = 0x7E00
 #: Random bits per value of stochastic rounding.
-SR_BITS = 8
+SR_BITS = RBITS
 #: Rounding modes of the requantizer.
 ROUNDINGS = ("rne", "sr")
 

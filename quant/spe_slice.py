@@ -13,7 +13,7 @@ is what testbenches import; the arithmetic is composed from the format's own gol
 ``fp16``, ``e4m3``, ``e5m2``
     Lane ``i`` of a port word is bits ``[i*w, (i+1)*w)`` (``w`` = 16 or 8), ``Wv = w``.
     ``o[i] = ref_add(ref_mul(d[i], s[i]), ref_mul(k[i], v))`` (:mod:`quant.fparith`),
-    each operation rounded (RNE, or SR with :data:`FLOAT_SR_BITS` random bits).
+    each operation rounded (RNE, or SR with :data:`RBITS` random bits).
 ``mx8``
     ``W = 256`` (:func:`quant.mx8.to_words` with two groups per word), ``Wv = 16``
     (:func:`quant.mx8.scalar_to_words`). ``o = add(mul(s, d), mul_scalar(k, v))``
@@ -41,9 +41,10 @@ import numpy as np
 from .fparith import get_format, ref_add, ref_mul
 from .mx8 import GROUP_BITS, SCALAR_BITS, from_words, scalar_from_words, to_words
 from .rng import SITES, SPERandom
-from .spe import SPEConfig, add, mul, mul_scalar
+from . import spe_int8
+from .spe import RBITS, SPEConfig, add, mul, mul_scalar
 
-__all__ = ["FORMATS", "ROUNDINGS", "LANES", "FLOAT_SR_BITS", "MX8_RBITS", "slice_ports",
+__all__ = ["FORMATS", "ROUNDINGS", "LANES", "slice_ports",
            "reference"]
 
 #: Formats of the slices.
@@ -52,12 +53,6 @@ FORMATS = ("fp16", "e4m3", "e5m2", "mx8", "int8")
 ROUNDINGS = ("rne", "sr")
 #: Values (lanes) per operation.
 LANES = 32
-#: Random bits per rounded value of the float slices (``hw.fpmul.SR_BITS``).
-FLOAT_SR_BITS = 8
-#: Random bits per rounded value of the MX8 slice.
-MX8_RBITS = 8
-#: Port widths of the int8 slice (``hw.spe_int8``).
-_INT8_PORTS = {"W": 272, "Wv": 24}
 _FLOAT_FORMATS = ("fp16", "e4m3", "e5m2")
 _MX8_GROUPS = 2
 
@@ -86,7 +81,7 @@ def slice_ports(fmt: str) -> dict[str, int]:
     elif fmt == "mx8":
         ports = {"W": _MX8_GROUPS * GROUP_BITS, "Wv": SCALAR_BITS}
     else:
-        ports = dict(_INT8_PORTS)
+        ports = {"W": spe_int8.WORD_BITS, "Wv": spe_int8.SCALAR_BITS}
     ports["lanes"] = LANES
     return ports
 
@@ -162,8 +157,7 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
     if fmt == "int8":
-        from .spe_int8 import update_words
-        return update_words(s, d, k, v, rounding=rounding, rng=rng)
+        return spe_int8.update_words(s, d, k, v, rounding=rounding, rng=rng)
     if rounding == "sr":
         if rng is None:
             raise ValueError("rounding='sr' needs rng (an SPERandom, e.g. SPERandom.lfsr())")
@@ -190,8 +184,8 @@ def _float(fmt, rounding, s, d, k, v, rng) -> list[int]:
     vv = np.broadcast_to(np.asarray(v, dtype=np.int64)[:, None], (n, LANES)).copy()
     if rounding == "sr":
         bits = {site: r.numpy().astype(np.int64)
-                for site, r in _draws(rng, n, FLOAT_SR_BITS).items()}
-        kw = {site: {"rounding": "sr", "rand": bits[site], "sr_bits": FLOAT_SR_BITS}
+                for site, r in _draws(rng, n, RBITS).items()}
+        kw = {site: {"rounding": "sr", "rand": bits[site], "sr_bits": RBITS}
               for site in bits}
     else:
         kw = {site: {} for site in SITES}
@@ -203,9 +197,9 @@ def _float(fmt, rounding, s, d, k, v, rng) -> list[int]:
 def _mx8(rounding, s, d, k, v, rng) -> list[int]:
     n = len(s)
     stoch = rounding == "sr"
-    cfg = SPEConfig(rounding="stochastic" if stoch else "nearest", rbits=MX8_RBITS,
+    cfg = SPEConfig(rounding="stochastic" if stoch else "nearest", rbits=RBITS,
                     renorm="lod")
-    bits = _draws(rng, n, MX8_RBITS) if stoch else dict.fromkeys(SITES)
+    bits = _draws(rng, n, RBITS) if stoch else dict.fromkeys(SITES)
     S, D, K = (from_words(x, (n,), _MX8_GROUPS, _MX8_GROUPS) for x in (s, d, k))
     V = scalar_from_words(v)
     decay = mul(S, D, cfg, bits["mul_decay"])
