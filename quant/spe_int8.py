@@ -40,8 +40,6 @@ All array functions are vectorised over ``N`` operations: ``q`` arrays are int64
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,6 +48,7 @@ from .fparith import decode as _fp_decode
 from .fparith import get_format, ref_add, ref_mul, round_exact
 from .rng import SPERandom
 from .spe import RBITS
+from .words import check_words
 
 __all__ = [
     "GROUP", "Q_MAX", "Q_BITS", "SCALE_BITS", "WORD_BITS", "SCALAR_BITS", "SCALE_C",
@@ -139,24 +138,6 @@ def _check_rand(rand, rounding: str, n: int) -> np.ndarray | None:
     return rand
 
 
-def _check_words(words, name: str, width: int) -> list[int]:
-    if isinstance(words, (str, bytes)) or not isinstance(words, Sequence):
-        raise TypeError(f"{name} must be a sequence of int port words, not "
-                        f"{type(words).__name__}")
-    out = []
-    for i, w in enumerate(words):
-        if isinstance(w, bool):
-            raise TypeError(f"{name}[{i}] must be an int port word, not {w!r}")
-        try:
-            w = operator.index(w)
-        except TypeError:
-            raise TypeError(f"{name}[{i}] must be an int port word, not {w!r}") from None
-        if not 0 <= w < 1 << width:
-            raise ValueError(f"{name}[{i}] = {w:#x} does not fit the {width}-bit port")
-        out.append(w)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Port words
 
@@ -180,7 +161,7 @@ def pack(q, sigma) -> list[int]:
 
 def unpack(words) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack`: ``(q (N, 32), sigma (N,))`` from 272-bit port words."""
-    words = _check_words(words, "words", WORD_BITS)
+    words = check_words(words, "words", WORD_BITS)
     raw = np.frombuffer(b"".join(w.to_bytes(WORD_BITS // 8, "little") for w in words),
                         dtype=np.uint8).reshape(len(words), WORD_BITS // 8)
     q = raw[:, :GROUP].view(np.int8).astype(np.int64)
@@ -202,7 +183,7 @@ def pack_scalar(q, sigma) -> list[int]:
 
 def unpack_scalar(words) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_scalar`: ``(q (N,), sigma (N,))``."""
-    w = np.asarray(_check_words(words, "words", SCALAR_BITS), dtype=np.int64).reshape(-1)
+    w = np.asarray(check_words(words, "words", SCALAR_BITS), dtype=np.int64).reshape(-1)
     q = w & 0xFF
     return np.where(q >= 128, q - 256, q), w >> Q_BITS
 
@@ -400,9 +381,9 @@ def update_words(s, d, k, v, *, rounding: str = "rne", rng: SPERandom | None = N
         raise TypeError(f"rng must be an SPERandom, not {type(rng).__name__}")
     if rounding == "sr" and rng is None:
         raise ValueError("rounding='sr' needs rng (an SPERandom, e.g. SPERandom.lfsr())")
-    sw, dw, kw = (_check_words(x, name, WORD_BITS) for name, x in (("s", s), ("d", d),
+    sw, dw, kw = (check_words(x, name, WORD_BITS) for name, x in (("s", s), ("d", d),
                                                                      ("k", k)))
-    vw = _check_words(v, "v", SCALAR_BITS)
+    vw = check_words(v, "v", SCALAR_BITS)
     if not len(sw) == len(dw) == len(kw) == len(vw):
         raise ValueError(f"s, d, k, v must have the same length, not "
                          f"{len(sw)}, {len(dw)}, {len(kw)}, {len(vw)}")

@@ -33,7 +33,6 @@ the hardware generators do (they advance only on valid operations). With
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,6 +42,7 @@ from .mx8 import GROUP_BITS, SCALAR_BITS, from_words, scalar_from_words, to_word
 from .rng import SITES, SPERandom
 from . import spe_int8
 from .spe import RBITS, SPEConfig, add, mul, mul_scalar
+from .words import check_words
 
 __all__ = ["FORMATS", "ROUNDINGS", "LANES", "slice_ports",
            "reference"]
@@ -84,22 +84,6 @@ def slice_ports(fmt: str) -> dict[str, int]:
         ports = {"W": spe_int8.WORD_BITS, "Wv": spe_int8.SCALAR_BITS}
     ports["lanes"] = LANES
     return ports
-
-
-def _words(name: str, words, width: int) -> list[int]:
-    """Validate port words: ints (not bools) in ``[0, 2**width)``."""
-    out = []
-    for i, w in enumerate(words):
-        if isinstance(w, bool):
-            raise TypeError(f"{name}[{i}] must be an int port word, not {w!r}")
-        try:
-            w = operator.index(w)
-        except TypeError:
-            raise TypeError(f"{name}[{i}] must be an int port word, not {w!r}") from None
-        if not 0 <= w < 1 << width:
-            raise ValueError(f"{name}[{i}] = {w:#x} does not fit the {width}-bit port")
-        out.append(w)
-    return out
 
 
 def _float_lanes(words: list[int], width: int) -> np.ndarray:
@@ -164,8 +148,8 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
         if not isinstance(rng, SPERandom):
             raise TypeError(f"rng must be an SPERandom, not {type(rng).__name__}")
     ports = slice_ports(fmt)
-    s, d, k = (_words(n, x, ports["W"]) for n, x in (("s", s), ("d", d), ("k", k)))
-    v = _words("v", v, ports["Wv"])
+    s, d, k = (check_words(x, n, ports["W"]) for n, x in (("s", s), ("d", d), ("k", k)))
+    v = check_words(v, "v", ports["Wv"])
     if not len(s) == len(d) == len(k) == len(v):
         raise ValueError(f"s, d, k, v must have the same length, not "
                          f"{len(s)}, {len(d)}, {len(k)}, {len(v)}")
