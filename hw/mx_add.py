@@ -20,17 +20,15 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from quant.mx8 import EXP_NAN, MAG_BITS
 from quant.rng import DEFAULT_SITE_SEEDS
 from quant.spe import ADD_FRAC_BITS
 
 from .export import register_unit
-from .lfsr import check_rbits
 from .mx8_layout import mx_subchunk_layout
-from .sround import (bitlen, check_renorm, check_seed_or_none, or_all, rand_layout,
-                     round_addend, round_source, sround)
+from .sround import (MxRoundingUnit, bitlen, or_all, rand_layout, round_addend, round_source,
+                     sround)
 
 __all__ = ["MxAdd"]
 
@@ -45,7 +43,7 @@ SHIFT_BIAS = ALIGN_BITS - ADD_FRAC_BITS
 _MUTANTS = (None, "align_off_by_one")
 
 
-class MxAdd(wiring.Component):
+class MxAdd(MxRoundingUnit, wiring.Component):
     """Pipelined MX8 adder of two 32-value sub-chunks (two groups each).
 
     Parameters
@@ -76,36 +74,11 @@ class MxAdd(wiring.Component):
 
     def __init__(self, *, rbits: int = 8, renorm: str = "lod",
                  seed: int | None = DEFAULT_SITE_SEEDS["add"], _mutant: str | None = None):
-        self._rbits = check_rbits(rbits)
-        self._renorm = check_renorm(renorm)
-        self._seed = check_seed_or_none(seed)
         if _mutant not in _MUTANTS:  # test hook: a deliberately broken adder
             raise ValueError(f"_mutant must be one of {_MUTANTS}, not {_mutant!r}")
         self._mutant = _mutant
-        sub = mx_subchunk_layout()
-        ports = {
-            "i_valid": In(1),
-            "i_stoch": In(1),
-            "i_a": In(sub),
-            "i_b": In(sub),
-            "o_valid": Out(1),
-            "o_y": Out(sub),
-        }
-        if seed is None:
-            ports["i_rand"] = In(rand_layout(LANES, rbits))
-        super().__init__(ports)
-
-    @property
-    def rbits(self) -> int:
-        return self._rbits
-
-    @property
-    def renorm(self) -> str:
-        return self._renorm
-
-    @property
-    def seed(self) -> int | None:
-        return self._seed
+        self._init_rounding_unit(lanes=LANES, rbits=rbits, renorm=renorm, seed=seed,
+                                 b_shape=mx_subchunk_layout())
 
     @property
     def kind(self) -> str:

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
 from quant.mx8 import BIAS, EXP_NAN, MAG_BITS
 from quant.rng import DEFAULT_SITE_SEEDS
 
 from .export import register_unit
-from .lfsr import check_rbits
 from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
-from .sround import (bitlen, check_renorm, check_seed_or_none, or_all, rand_layout,
-                     round_addend, round_source, sround)
+from .sround import (MxRoundingUnit, bitlen, or_all, rand_layout, round_addend, round_source,
+                     sround)
 
 __all__ = ["MxMul"]
 
@@ -38,7 +36,7 @@ LANES = GROUPS * GROUP
 PROD_BITS = 2 * MAG_BITS + 1  # half units: 13 bits
 
 
-class MxMul(wiring.Component):
+class MxMul(MxRoundingUnit, wiring.Component):
     """Pipelined MX8 multiplier of one 32-value sub-chunk (two groups).
 
     Parameters
@@ -80,37 +78,12 @@ class MxMul(wiring.Component):
         if not isinstance(scalar, bool):
             raise TypeError(f"scalar must be a bool, not {scalar!r}")
         self._scalar = scalar
-        self._rbits = check_rbits(rbits)
-        self._renorm = check_renorm(renorm)
-        self._seed = check_seed_or_none(seed)
-        sub = mx_subchunk_layout()
-        ports = {
-            "i_valid": In(1),
-            "i_stoch": In(1),
-            "i_a": In(sub),
-            "i_b": In(mx_scalar_layout() if scalar else sub),
-            "o_valid": Out(1),
-            "o_y": Out(sub),
-        }
-        if seed is None:
-            ports["i_rand"] = In(rand_layout(LANES, rbits))
-        super().__init__(ports)
+        self._init_rounding_unit(lanes=LANES, rbits=rbits, renorm=renorm, seed=seed,
+                                 b_shape=mx_scalar_layout() if scalar else mx_subchunk_layout())
 
     @property
     def scalar(self) -> bool:
         return self._scalar
-
-    @property
-    def rbits(self) -> int:
-        return self._rbits
-
-    @property
-    def renorm(self) -> str:
-        return self._renorm
-
-    @property
-    def seed(self) -> int | None:
-        return self._seed
 
     @property
     def kind(self) -> str:

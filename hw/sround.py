@@ -20,7 +20,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
-__all__ = ["RENORMS", "bitlen", "or_all", "sround", "round_addend", "check_renorm",
+__all__ = ["MxRoundingUnit", "RENORMS", "bitlen", "or_all", "sround", "round_addend", "check_renorm",
            "check_seed_or_none", "rand_layout", "round_source"]
 
 
@@ -130,3 +130,43 @@ def bitlen(m: Module, value: Value, name: str) -> Signal:
         with m.If(value[i]):
             m.d.comb += out.eq(i + 1)
     return out
+
+
+class MxRoundingUnit:
+    """Mixin of the MX8 sub-chunk units with a rounding stage (:class:`hw.mx_mul.MxMul`,
+    :class:`hw.mx_add.MxAdd`): validates ``rbits``, ``renorm`` and ``seed``, builds the common
+    streaming ports (``i_valid``, ``i_stoch``, ``i_a``, ``i_b`` of shape ``b_shape``,
+    ``o_valid``, ``o_y``, and ``i_rand`` when ``seed is None``) and exposes the parameters.
+    Subclasses also derive from :class:`amaranth.lib.wiring.Component`."""
+
+    def _init_rounding_unit(self, *, lanes: int, rbits: int, renorm: str, seed,
+                            b_shape) -> None:
+        from amaranth.lib.wiring import In, Out
+
+        from .lfsr import check_rbits
+        from .mx8_layout import mx_subchunk_layout
+
+        self._rbits = check_rbits(rbits)
+        self._renorm = check_renorm(renorm)
+        self._seed = check_seed_or_none(seed)
+        sub = mx_subchunk_layout()
+        ports = {"i_valid": In(1), "i_stoch": In(1), "i_a": In(sub), "i_b": In(b_shape),
+                 "o_valid": Out(1), "o_y": Out(sub)}
+        if seed is None:
+            ports["i_rand"] = In(rand_layout(lanes, rbits))
+        super().__init__(ports)
+
+    @property
+    def rbits(self) -> int:
+        """Random bits of stochastic rounding."""
+        return self._rbits
+
+    @property
+    def renorm(self) -> str:
+        """Renormalization policy (``"lod"`` or ``"fixed"``)."""
+        return self._renorm
+
+    @property
+    def seed(self) -> int | None:
+        """Reset value of the internal generator (``None``: bits from ``i_rand``)."""
+        return self._seed
