@@ -18,7 +18,7 @@ Bit-exact with :func:`quant.spe.add`. Four register stages:
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
 from quant.mx8 import EXP_NAN, MAG_BITS
@@ -27,8 +27,7 @@ from quant.spe import ADD_FRAC_BITS
 
 from .export import register_unit
 from .mx8_layout import mx_subchunk_layout
-from .sround import (MxRoundingUnit, bitlen, or_all, rand_layout, round_addend, round_source,
-                     sround)
+from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxAdd"]
 
@@ -184,33 +183,9 @@ class MxAdd(MxRoundingUnit, wiring.Component):
                 m.d.sync += s3_v[g][i].eq(s2_v[g][i])
 
         # ---- stage 4: rounding, zero/NaN groups, output register --------------------------
-        rand = round_source(m, lanes=LANES, rbits=rbits, seed=self._seed,
-                            en=s3_valid & s3_stoch, port_rand=s3_rand)
-        m.d.sync += self.o_valid.eq(s3_valid)
-        for g in range(GROUPS):
-            mags = []
-            for i in range(GROUP):
-                mag = Signal(MAG_BITS, name=f"s4_mag{g}_{i}")
-                add = round_addend(rand[g * GROUP + i], s3_stoch, rbits)
-                m.d.comb += mag.eq(sround(s3_v[g][i], s3_shift[g], add, rbits=rbits,
-                                          bias=SHIFT_BIAS))
-                mags.append(mag)
-            zero = Signal(name=f"s4_zero{g}")
-            clear = Signal(name=f"s4_clear{g}")
-            m.d.comb += [
-                zero.eq(~or_all(mags).any() & ~s3_nan[g]),
-                clear.eq(zero | s3_nan[g]),
-            ]
-            y = self.o_y[g]
-            m.d.sync += [
-                y.exp.eq(Mux(s3_nan[g], EXP_NAN, Mux(zero, 0, s3_exp[g]))),
-                y.mu.eq(Const(0, PAIRS)),
-            ]
-            for i in range(GROUP):
-                m.d.sync += [
-                    y.elems[i].mag.eq(Mux(clear, 0, mags[i])),
-                    y.elems[i].sign.eq(~clear & s3_neg[g][i] & mags[i].any()),
-                ]
+        self._rounding_stage(m, prefix="s4", valid=s3_valid, stoch=s3_stoch, port_rand=s3_rand,
+                             values=s3_v, shifts=s3_shift, exps=s3_exp, nans=s3_nan,
+                             negs=s3_neg, bias=SHIFT_BIAS)
         return m
 
 

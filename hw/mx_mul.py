@@ -24,8 +24,7 @@ from quant.rng import DEFAULT_SITE_SEEDS
 
 from .export import register_unit
 from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
-from .sround import (MxRoundingUnit, bitlen, or_all, rand_layout, round_addend, round_source,
-                     sround)
+from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxMul"]
 
@@ -179,32 +178,9 @@ class MxMul(MxRoundingUnit, wiring.Component):
                 m.d.sync += s2_prod[g][i].eq(s1_prod[g][i])
 
         # ---- stage 3: rounding, zero/NaN groups, output register --------------------------
-        rand = round_source(m, lanes=LANES, rbits=rbits, seed=self._seed,
-                            en=s2_valid & s2_stoch, port_rand=s2_rand)
-        m.d.sync += self.o_valid.eq(s2_valid)
-        for g in range(GROUPS):
-            mags = []
-            for i in range(GROUP):
-                mag = Signal(MAG_BITS, name=f"s3_mag{g}_{i}")
-                add = round_addend(rand[g * GROUP + i], s2_stoch, rbits)
-                m.d.comb += mag.eq(sround(s2_prod[g][i], s2_shift[g], add, rbits=rbits))
-                mags.append(mag)
-            zero = Signal(name=f"s3_zero{g}")
-            clear = Signal(name=f"s3_clear{g}")
-            m.d.comb += [
-                zero.eq(~or_all(mags).any() & ~s2_nan[g]),
-                clear.eq(zero | s2_nan[g]),
-            ]
-            y = self.o_y[g]
-            m.d.sync += [
-                y.exp.eq(Mux(s2_nan[g], EXP_NAN, Mux(zero, 0, s2_exp[g]))),
-                y.mu.eq(Mux(clear, 0, s2_mu[g])),
-            ]
-            for i in range(GROUP):
-                m.d.sync += [
-                    y.elems[i].mag.eq(Mux(clear, 0, mags[i])),
-                    y.elems[i].sign.eq(~clear & s2_neg[g][i] & mags[i].any()),
-                ]
+        self._rounding_stage(m, prefix="s3", valid=s2_valid, stoch=s2_stoch, port_rand=s2_rand,
+                             values=s2_prod, shifts=s2_shift, exps=s2_exp, nans=s2_nan,
+                             negs=s2_neg, mus=s2_mu)
         return m
 
 

@@ -170,3 +170,43 @@ class MxRoundingUnit:
     def seed(self) -> int | None:
         """Reset value of the internal generator (``None``: bits from ``i_rand``)."""
         return self._seed
+
+    def _rounding_stage(self, m: Module, *, prefix: str, valid: Value, stoch: Value,
+                        port_rand: Value, values, shifts, exps, nans, negs, mus=None,
+                        bias: int = 0) -> None:
+        """The last stage of an MX unit: round every value of every group (:func:`sround`,
+        random bits from :func:`round_source`), clear zero and NaN groups, and register the
+        result on ``o_y``/``o_valid``. Per group ``g``: ``values[g][i]`` (unsigned), the shift
+        ``shifts[g]``, the result exponent ``exps[g]``, the NaN flag ``nans[g]``, the signs
+        ``negs[g][i]`` and the result micro-exponents ``mus[g]`` (``None``: all 0). Signals are
+        named ``<prefix>_mag<g>_<i>``, ``<prefix>_zero<g>``, ``<prefix>_clear<g>``."""
+        from quant.mx8 import EXP_NAN, MAG_BITS
+
+        rbits = self._rbits
+        group = len(values[0])
+        rand = round_source(m, lanes=len(values) * group, rbits=rbits, seed=self._seed,
+                            en=valid & stoch, port_rand=port_rand)
+        m.d.sync += self.o_valid.eq(valid)
+        for g, vals in enumerate(values):
+            mags = []
+            for i, v in enumerate(vals):
+                mag = Signal(MAG_BITS, name=f"{prefix}_mag{g}_{i}")
+                add = round_addend(rand[g * group + i], stoch, rbits)
+                m.d.comb += mag.eq(sround(v, shifts[g], add, rbits=rbits, bias=bias))
+                mags.append(mag)
+            zero = Signal(name=f"{prefix}_zero{g}")
+            clear = Signal(name=f"{prefix}_clear{g}")
+            m.d.comb += [
+                zero.eq(~or_all(mags).any() & ~nans[g]),
+                clear.eq(zero | nans[g]),
+            ]
+            y = self.o_y[g]
+            m.d.sync += [
+                y.exp.eq(Mux(nans[g], EXP_NAN, Mux(zero, 0, exps[g]))),
+                y.mu.eq(Const(0, len(y.mu)) if mus is None else Mux(clear, 0, mus[g])),
+            ]
+            for i in range(group):
+                m.d.sync += [
+                    y.elems[i].mag.eq(Mux(clear, 0, mags[i])),
+                    y.elems[i].sign.eq(~clear & negs[g][i] & mags[i].any()),
+                ]
