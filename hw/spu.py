@@ -34,10 +34,9 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from quant.rng import DEFAULT_SITE_SEEDS, SITES
 
 from .export import register_unit
-from .lfsr import check_rbits, check_seed
+from .lfsr import check_rbits, check_site_seeds
 from .mx8_layout import mx_subchunk_layout
 from .mx_add import MxAdd
 from .mx_dot import MxDot
@@ -145,10 +144,7 @@ class Spu(wiring.Component):
                  _even_distance: bool = False):
         self._rbits = check_rbits(rbits)
         self._renorm = check_renorm(renorm)
-        seeds = dict(DEFAULT_SITE_SEEDS if seeds is None else seeds)
-        if sorted(seeds) != sorted(SITES):
-            raise ValueError(f"seeds must name exactly the sites {SITES}, not {sorted(seeds)}")
-        self._seeds = {s: check_seed(seeds[s]) for s in SITES}
+        self._seeds = check_site_seeds(seeds)
         if not isinstance(_even_distance, bool):
             raise TypeError(f"_even_distance must be a bool, not {_even_distance!r}")
         # Test hook: drop the write-back register so that read_to_write is even (collides).
