@@ -43,7 +43,8 @@ COLUMNS = (["model", "system", "gpu", "num_gpus", "batch_size", "input_len", "ou
             "tokens_per_s", "latency_per_token_s", "time_total_s"]
            + [f"time_{c}_s" for c in CATEGORIES] + ["energy_j"]
            + [f"energy_{c}_j" for c in CATEGORIES]
-           + ["state_update_tokens_per_s", "memory_gb_per_gpu", "fits_memory", "timing_source"])
+           + ["state_update_tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb",
+              "fits_memory", "cuda_graphs", "kernels_per_step", "timing_source"])
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def read_table(path: Path | str) -> list:
     """Rows of a sweep CSV, numbers converted back."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory"}
+    ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory", "cuda_graphs",
+            "kernels_per_step"}
     text = {"model", "system", "gpu", "timing_source"}
     for row in rows:
         for key, value in row.items():
