@@ -23,7 +23,7 @@ the other keys by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -586,6 +586,20 @@ def _load_hardware_cached(config_dir: str, timing_files: tuple) -> Hardware:
                     systems=systems, energy=energy, timing_files=timing_files)
 
 
+def apply_gpu_params(hw: Hardware, path: Path | str) -> Hardware:
+    """``hw`` with the GPU parameters of a ``calibrate`` file (``GPU: {dram_fraction: ...}``
+    for one or more GPUs of ``gpus.yaml``) in place of the configured ones, validated."""
+    top = Section.from_file(path)
+    gpus = dict(hw.gpus)
+    for key in top.keys():
+        if key not in gpus:
+            raise top.fail(str(key), "unknown GPU", ", ".join(gpus))
+        g = top.section(key)
+        g.check_keys(GPU_PARAM_KEYS)
+        gpus[key] = replace(gpus[key], **read_gpu_params(g))
+    return replace(hw, gpus=gpus)
+
+
 def ceil_div(a: int, b: int) -> int:
     """Integer ceiling of ``a / b``."""
     return -(-a // b)
@@ -593,4 +607,4 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = ["HbmTiming", "HbmSpec", "LinkSpec", "GpuSpec", "GemmTiles", "UnitTiming",
            "NumberFormat", "PimUnit", "SystemSpec", "EnergySpec", "Hardware", "load_hardware",
-           "ceil_div", "read_gpu_params", "GPU_PARAM_KEYS", "MODES", "TIMING_FILES"]
+           "ceil_div", "read_gpu_params", "apply_gpu_params", "GPU_PARAM_KEYS", "MODES", "TIMING_FILES"]
