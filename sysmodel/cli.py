@@ -18,6 +18,7 @@ nothing half-written is left.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -149,7 +150,8 @@ def main(argv: list | None = None) -> int:
             print(f"ablation -> {paths['csv']}, {paths['md']}")
             return 0
         if args.command == "calibrate":
-            from .calibrate import CalibrationError, CalibrationUnavailable, calibrate
+            from .calibrate import (CalibrationError, CalibrationUnavailable, calibrate,
+                                    relative_errors)
             gpu = load_hardware().gpu(args.gpu)
             try:
                 params = calibrate(args.out, gpu, args.raw, quick=args.quick, seed=args.seed)
@@ -161,6 +163,9 @@ def main(argv: list | None = None) -> int:
                 return 2
             print(f"calibrate {args.gpu}: " + ", ".join(f"{k} {v}" for k, v in params.items())
                   + f" -> {args.out}")
+            raw = json.loads((args.raw or args.out.with_suffix(".raw.json")).read_text())
+            for bench, err in relative_errors(raw["comparison"]).items():
+                print(f"  model vs measured, {bench:<14} mean |error| {err:6.1f} %")
             return 0
         if args.command == "plot":
             grid = load_grid(figure_grid(args.figure) if args.figure is not None else args.grid)

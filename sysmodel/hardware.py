@@ -607,4 +607,5 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = ["HbmTiming", "HbmSpec", "LinkSpec", "GpuSpec", "GemmTiles", "UnitTiming",
            "NumberFormat", "PimUnit", "SystemSpec", "EnergySpec", "Hardware", "load_hardware",
-           "ceil_div", "read_gpu_params", "apply_gpu_params", "GPU_PARAM_KEYS", "MODES", "TIMING_FILES"]
+           "ceil_div", "read_gpu_params", "apply_gpu_params", "GPU_PARAM_KEYS", "MODES",
+           "TIMING_FILES"]

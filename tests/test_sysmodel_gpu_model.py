@@ -15,7 +15,7 @@ import yaml
 from sysmodel.ablation import (CHANGES, MAIN_ALLREDUCE_US, ablation_rows, breakdown_rows,
                                configurations, markdown, ratio_stats, variant)
 from sysmodel.calibrate import (CalibrationError, comparison, fit_params, params_yaml,
-                                write_outputs)
+                                relative_errors, write_outputs)
 from sysmodel.cli import main
 from sysmodel.config import CONFIG_DIR, ConfigError
 from sysmodel.gpu import allreduce_time_s
@@ -224,6 +224,7 @@ def test_calibration_fits_synthetic_timings():
     assert params["kernel_us_stream"] == pytest.approx(4.0)
     assert params["kernel_us_graph"] == pytest.approx(1.2)
     rows = comparison(_synthetic_raw(A100), dataclasses.replace(A100, **params))
+    assert set(relative_errors(rows)) == {"read", "copy", "gemm", "attention", "state_update"}
     read = [r for r in rows if r["bench"] == "read" and r["shape"] == "1024 MB"][0]
     # the model's read of 1 GB at the fitted bandwidth plus one graph kernel
     assert read["model_us"] == pytest.approx(read["measured_us"] + 1.2, rel=1e-3)
@@ -283,3 +284,28 @@ def test_report_headline_means_use_fitting_points_only():
     ratios = throughput_ratios(rows, 128)
     assert ratios["GPU"] == (pytest.approx(2.0), 1, 2)
     assert ratios["GPU+Q"] == (pytest.approx(math.sqrt(200)), 2, 2)
+
+
+def test_sweep_switches_graphs_off_and_takes_gpu_params(tmp_path):
+    from sysmodel.sweep import read_table
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: mine\ntitle: t\nplot: {kind: throughput, baseline: GPU}\nblocks:\n"
+                    "  - {models: [mamba2-2.7b], systems: [GPU, Pimba], gpus: [A100],\n"
+                    "     num_gpus: 1, batch_sizes: [8], input_len: 128, output_len: 16}\n")
+    params = tmp_path / "p.yaml"
+    params.write_text(params_yaml("A100", {"dram_fraction": 0.5, "tensor_fraction": 0.8,
+                                           "kernel_us_graph": 1.0, "kernel_us_stream": 2.0},
+                                  "test"))
+    runs = {}
+    for name, extra in (("graph", []), ("stream", ["--no-cuda-graphs"]),
+                        ("params", ["--gpu-params", str(params)])):
+        out = tmp_path / name
+        assert main(["sweep", "--grid", str(grid), "--out", str(out), "--no-plot", "--quiet",
+                     "--jobs", "2" if name == "params" else "1", *extra]) == 0
+        runs[name] = {r["system"]: r for r in read_table(out / "mine.csv")}
+    assert runs["graph"]["GPU"]["cuda_graphs"] == 1 and runs["stream"]["GPU"]["cuda_graphs"] == 0
+    k = runs["graph"]["GPU"]["kernels_per_step"]
+    assert k == 388
+    extra_s = runs["stream"]["GPU"]["time_total_s"] - runs["graph"]["GPU"]["time_total_s"]
+    assert extra_s == pytest.approx(k * (3.0 - 1.1) * 1e-6 * 16)
+    assert runs["params"]["GPU"]["tokens_per_s"] < runs["graph"]["GPU"]["tokens_per_s"]
