@@ -7,7 +7,8 @@ the number of active SMs), then fits the four parameters of
 :data:`sysmodel.hardware.GPU_PARAM_KEYS` and writes them as ``KEY: {dram_fraction: ...}``, a
 file ``--gpu-params FILE`` of ``run`` and ``sweep`` takes, or whose lines replace those of
 ``KEY`` in ``gpus.yaml``. ``--raw`` (default ``FILE`` with ``.raw.json``) gets every timing and,
-per micro-benchmark, the model's time next to the measured one.
+per micro-benchmark, the model's time next to the measured one; the same comparison as a
+Markdown table goes next to it (``.raw.md``).
 
 The suite (medians of CUDA-event timings after warm-up; inputs from ``torch.manual_seed``):
 
@@ -160,6 +161,20 @@ def comparison(raw: dict, gpu: GpuSpec) -> list:
     return rows
 
 
+def comparison_markdown(raw: dict) -> str:
+    """Model versus measurement per micro-benchmark, a Markdown table for docs/sysmodel.md."""
+    lines = [f"Model vs measurement on {raw.get('device', '?')} ({raw.get('when', '')}; torch "
+             f"{raw.get('torch', '?')}, CUDA {raw.get('cuda', '?')}, seed {raw.get('seed', '?')})",
+             "", "| micro-benchmark | shape | measured us | model us | model error |",
+             "|---|---|---|---|---|"]
+    for r in raw["comparison"]:
+        lines.append(f"| {r['bench']} | {r['shape']} | {r['measured_us']:.2f} | "
+                     f"{r['model_us']:.2f} | {r['error_pct']:+.1f} % |")
+    lines += ["", "| micro-benchmark | mean abs error |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} % |" for k, v in relative_errors(raw["comparison"]).items()]
+    return "\n".join(lines) + "\n"
+
+
 def params_yaml(gpu_key: str, params: dict, header: str) -> str:
     """The parameter file's text (one GPU mapping, comment header)."""
     lines = [f"# {line}" for line in header.splitlines()]
@@ -183,6 +198,7 @@ def write_outputs(out: Path, raw_path: Path, gpu: GpuSpec, raw: dict) -> dict:
               f"{raw_path.name}")
     text = params_yaml(gpu.key, params, header)
     write_atomic(raw_path, (json.dumps(raw, indent=1) + "\n").encode("utf-8"))
+    write_atomic(raw_path.with_suffix(".md"), comparison_markdown(raw).encode("utf-8"))
     write_atomic(out, text.encode("utf-8"))
     return params
 
@@ -233,35 +249,55 @@ def _torch_cuda():
     return torch
 
 
-def _time(torch, fn, iters: int = 10, warmup: int = 3) -> float:
-    """Median seconds of ``fn`` over ``iters`` CUDA-event timed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e-3)
-    return statistics.median(times)
+class Bench:
+    """Where the micro-benchmarks run: ``torch``, a device and its timer (CUDA events on a
+    GPU; ``time.perf_counter`` on the CPU, which only the tests use to exercise the code)."""
+
+    def __init__(self, torch, device: str = "cuda"):
+        self.torch, self.device = torch, device
+
+    def time(self, fn, iters: int = 10, warmup: int = 3) -> float:
+        """Median seconds of ``fn`` over ``iters`` timed calls after ``warmup`` calls."""
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(iters):
+            if self.device == "cpu":
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+                continue
+            cuda = self.torch.cuda
+            start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1e-3)
+        return statistics.median(times)
+
+    def free(self) -> None:
+        """Return cached device memory between benchmarks."""
+        if self.device != "cpu":
+            self.ctx.free()
 
 
-def _bench_memory(torch, sizes_mb, records) -> None:
+def _bench_memory(ctx: Bench, sizes_mb, records) -> None:
+    torch = ctx.torch
     for mb in sizes_mb:
         n = mb * 2 ** 20 // 2
-        x = torch.randn(n, device="cuda", dtype=torch.float16)
+        x = torch.randn(n, device=ctx.device, dtype=torch.float16)
         y = torch.empty_like(x)
-        t = _time(torch, lambda: torch.sum(x, dtype=torch.float32))
+        t = ctx.time(lambda: torch.sum(x, dtype=torch.float32))
         records.append({"bench": "read", "shape": f"{mb} MB", "bytes": 2 * n, "seconds": t})
-        t = _time(torch, lambda: y.copy_(x))
+        t = ctx.time(lambda: y.copy_(x))
         records.append({"bench": "copy", "shape": f"{mb} MB", "bytes": 2 * n, "seconds": t})
         del x, y
-        torch.cuda.empty_cache()
+        ctx.free()
 
 
-def _bench_read_sms(torch, sms: int, records: list, notes: list) -> None:
+def _bench_read_sms(ctx: Bench, sms: int, records: list, notes: list) -> None:
+    torch = ctx.torch
     try:
         import triton
         import triton.language as tl
@@ -280,47 +316,50 @@ def _bench_read_sms(torch, sms: int, records: list, notes: list) -> None:
         tl.store(out_ptr + pid, tl.sum(acc))
 
     n = 1024 * 2 ** 20 // 2
-    x = torch.randn(n, device="cuda", dtype=torch.float16)
+    x = torch.randn(n, device=ctx.device, dtype=torch.float16)
     for frac in (8, 4, 2, 1):
         progs = max(1, sms // frac)
-        out = torch.empty(progs, device="cuda", dtype=torch.float32)
+        out = torch.empty(progs, device=ctx.device, dtype=torch.float32)
         block = 4096
         per = -(-n // progs // block) * block
-        t = _time(torch, lambda: read_kernel[(progs,)](x, out, n, per, BLOCK=block))
+        t = ctx.time(lambda: read_kernel[(progs,)](x, out, n, per, BLOCK=block))
         records.append({"bench": "read_sms", "shape": f"{progs} programs", "sms": progs,
                         "bytes": 2 * n, "seconds": t})
 
 
-def _bench_gemm(torch, quick: bool, records: list) -> None:
-    shapes = gemm_shapes()
+def _bench_gemm(ctx: Bench, quick: bool, records: list, shapes=None, large=LARGE_GEMMS
+                ) -> None:
+    torch = ctx.torch
+    shapes = gemm_shapes() if shapes is None else shapes
     if quick:
         shapes = shapes[:: max(1, len(shapes) // 12)]
     for k, n in shapes:
-        w = torch.randn(k, n, device="cuda", dtype=torch.float16)
+        w = torch.randn(k, n, device=ctx.device, dtype=torch.float16)
         for m in GEMM_MS:
-            a = torch.randn(m, k, device="cuda", dtype=torch.float16)
-            t = _time(torch, lambda: torch.matmul(a, w))
+            a = torch.randn(m, k, device=ctx.device, dtype=torch.float16)
+            t = ctx.time(lambda: torch.matmul(a, w))
             records.append({"bench": "gemm", "shape": f"{m}x{k}x{n}", "m": m, "k": k, "n": n,
                             "seconds": t})
         del w
-    for m, k, n in LARGE_GEMMS:
-        a = torch.randn(m, k, device="cuda", dtype=torch.float16)
-        b = torch.randn(k, n, device="cuda", dtype=torch.float16)
-        t = _time(torch, lambda: torch.matmul(a, b), iters=20, warmup=5)
+    for m, k, n in large:
+        a = torch.randn(m, k, device=ctx.device, dtype=torch.float16)
+        b = torch.randn(k, n, device=ctx.device, dtype=torch.float16)
+        t = ctx.time(lambda: torch.matmul(a, b), iters=20, warmup=5)
         records.append({"bench": "gemm", "shape": f"{m}x{k}x{n}", "m": m, "k": k, "n": n,
                         "seconds": t})
-    torch.cuda.empty_cache()
+    ctx.free()
 
 
-def _bench_launch(torch, records: list) -> None:
-    tiny = torch.zeros(1, device="cuda")
+def _bench_launch(ctx: Bench, records: list) -> None:
+    torch = ctx.torch
+    tiny = torch.zeros(1, device=ctx.device)
 
     def loop():
         for _ in range(LAUNCHES):
             tiny.add_(1.0)
     for _ in range(3):
         records.append({"bench": "launch_stream", "shape": f"{LAUNCHES} kernels",
-                        "kernels": LAUNCHES, "seconds": _time(torch, loop, iters=3, warmup=1)})
+                        "kernels": LAUNCHES, "seconds": ctx.time(loop, iters=3, warmup=1)})
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -331,20 +370,21 @@ def _bench_launch(torch, records: list) -> None:
         loop()
     for _ in range(3):
         records.append({"bench": "launch_graph", "shape": f"{LAUNCHES} kernels",
-                        "kernels": LAUNCHES, "seconds": _time(torch, graph.replay, iters=5)})
+                        "kernels": LAUNCHES, "seconds": ctx.time(graph.replay, iters=5)})
 
 
-def _bench_state(torch, batches, records: list) -> None:
-    for heads, dk, dv, _vector in state_shapes():
+def _bench_state(ctx: Bench, batches, records: list, shapes=None) -> None:
+    torch = ctx.torch
+    for heads, dk, dv, _vector in (state_shapes() if shapes is None else shapes):
         for b in batches:
             bh = b * heads
             if bh * dk * dv * 2 > 8 * 2 ** 30:
                 continue
-            s = torch.randn(bh, dk, dv, device="cuda", dtype=torch.float16)
-            d = torch.rand(bh, 1, 1, device="cuda", dtype=torch.float16)
-            k = torch.randn(bh, dk, 1, device="cuda", dtype=torch.float16)
-            v = torch.randn(bh, 1, dv, device="cuda", dtype=torch.float16)
-            q = torch.randn(bh, 1, dk, device="cuda", dtype=torch.float16)
+            s = torch.randn(bh, dk, dv, device=ctx.device, dtype=torch.float16)
+            d = torch.rand(bh, 1, 1, device=ctx.device, dtype=torch.float16)
+            k = torch.randn(bh, dk, 1, device=ctx.device, dtype=torch.float16)
+            v = torch.randn(bh, 1, dv, device=ctx.device, dtype=torch.float16)
+            q = torch.randn(bh, 1, dk, device=ctx.device, dtype=torch.float16)
 
             def fp16_step():
                 s.mul_(d)                       # read + write S
@@ -354,11 +394,11 @@ def _bench_state(torch, batches, records: list) -> None:
             records.append({"bench": "state_update", "format": "fp16", "shape": shape,
                             "values": bh * dk * dv, "model": "passes", "passes_read": 3,
                             "passes_written": 2, "kernels": 3,
-                            "seconds": _time(torch, fp16_step)})
+                            "seconds": ctx.time(fp16_step)})
             if dv % INT8_GROUP == 0:
                 qs = torch.randint(-127, 128, (bh, dk, dv // INT8_GROUP, INT8_GROUP),
-                                   device="cuda", dtype=torch.int8)
-                sc = torch.rand(bh, dk, dv // INT8_GROUP, 1, device="cuda")
+                                   device=ctx.device, dtype=torch.int8)
+                sc = torch.rand(bh, dk, dv // INT8_GROUP, 1, device=ctx.device)
 
                 def int8_step():
                     f = (qs.float() * sc).view(bh, dk, dv)           # dequantize
@@ -373,38 +413,41 @@ def _bench_state(torch, batches, records: list) -> None:
                 records.append({"bench": "state_update", "format": "int8", "shape": shape,
                                 "values": bh * dk * dv, "batch": b, "heads": heads,
                                 "dim_head": dk, "dim_state": dv, "vector_gate": _vector,
-                                "model": "fused", "seconds": _time(torch, int8_step)})
+                                "model": "fused", "seconds": ctx.time(int8_step)})
                 del qs, sc
             del s
-            torch.cuda.empty_cache()
+            ctx.free()
 
 
-def _bench_attention(torch, records: list) -> None:
+def _bench_attention(ctx: Bench, records: list, shapes=None, kv_lens=KV_LENS, b: int = 32
+                     ) -> None:
+    torch = ctx.torch
     import torch.nn.functional as F
-    b = 32
-    for heads, dim in attention_shapes():
-        for kv_len in KV_LENS:
-            q = torch.randn(b, heads, 1, dim, device="cuda", dtype=torch.float16)
-            k = torch.randn(b, heads, kv_len, dim, device="cuda", dtype=torch.float16)
+    for heads, dim in (attention_shapes() if shapes is None else shapes):
+        for kv_len in kv_lens:
+            q = torch.randn(b, heads, 1, dim, device=ctx.device, dtype=torch.float16)
+            k = torch.randn(b, heads, kv_len, dim, device=ctx.device, dtype=torch.float16)
             v = torch.randn_like(k)
-            t = _time(torch, lambda: F.scaled_dot_product_attention(q, k, v))
+            t = ctx.time(lambda: F.scaled_dot_product_attention(q, k, v))
             records.append({"bench": "attention", "shape": f"B{b} H{heads} D{dim} KV{kv_len}",
                             "batch": b, "heads": heads, "dim_head": dim, "kv_len": kv_len,
                             "seconds": t})
             del k, v
 
 
-def _bench_pointwise(torch, records: list) -> None:
+def _bench_pointwise(ctx: Bench, records: list, batches=(32, 128), widths=(2560, 7680)
+                     ) -> None:
+    torch = ctx.torch
     import torch.nn.functional as F
-    for b in (32, 128):
-        for h in (2560, 7680):
-            x = torch.randn(b, h, device="cuda", dtype=torch.float16)
-            w = torch.ones(h, device="cuda", dtype=torch.float16)
-            t = _time(torch, lambda: F.rms_norm(x, (h,), w), iters=50)
+    for b in batches:
+        for h in widths:
+            x = torch.randn(b, h, device=ctx.device, dtype=torch.float16)
+            w = torch.ones(h, device=ctx.device, dtype=torch.float16)
+            t = ctx.time(lambda: F.rms_norm(x, (h,), w), iters=50)
             records.append({"bench": "rmsnorm", "shape": f"{b}x{h}", "bytes_read": 2 * b * h,
                             "bytes_written": 2 * b * h, "kernels": 1, "seconds": t})
-            g = torch.randn(b, 2 * h, device="cuda", dtype=torch.float16)
-            t = _time(torch, lambda: F.silu(g[:, :h]) * g[:, h:], iters=50)
+            g = torch.randn(b, 2 * h, device=ctx.device, dtype=torch.float16)
+            t = ctx.time(lambda: F.silu(g[:, :h]) * g[:, h:], iters=50)
             records.append({"bench": "silu_gate", "shape": f"{b}x{h}",
                             "bytes_read": 2 * 2 * b * h + 2 * b * h,
                             "bytes_written": 2 * 2 * b * h, "kernels": 2, "seconds": t})
@@ -416,14 +459,15 @@ def run_suite(gpu: GpuSpec, quick: bool = False, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     props = torch.cuda.get_device_properties(0)
     records, notes = [], []
+    ctx = Bench(torch)
     start = time.perf_counter()
-    _bench_launch(torch, records)
-    _bench_memory(torch, QUICK_SIZES_MB if quick else READ_SIZES_MB, records)
-    _bench_read_sms(torch, props.multi_processor_count, records, notes)
-    _bench_gemm(torch, quick, records)
-    _bench_state(torch, (32,) if quick else (32, 128), records)
-    _bench_attention(torch, records)
-    _bench_pointwise(torch, records)
+    _bench_launch(ctx, records)
+    _bench_memory(ctx, QUICK_SIZES_MB if quick else READ_SIZES_MB, records)
+    _bench_read_sms(ctx, props.multi_processor_count, records, notes)
+    _bench_gemm(ctx, quick, records)
+    _bench_state(ctx, (32,) if quick else (32, 128), records)
+    _bench_attention(ctx, records)
+    _bench_pointwise(ctx, records)
     return {"device": torch.cuda.get_device_name(0), "sms": props.multi_processor_count,
             "memory_gb": props.total_memory / 1e9, "torch": torch.__version__,
             "cuda": torch.version.cuda, "python": platform.python_version(), "seed": seed,

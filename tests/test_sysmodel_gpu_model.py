@@ -235,6 +235,8 @@ def test_calibration_files_are_taken_by_the_model(tmp_path):
     params = write_outputs(out, raw, A100, _synthetic_raw(A100))
     assert yaml.safe_load(out.read_text()) == {"A100": params}
     assert json.loads(raw.read_text())["params"] == params
+    table = raw.with_suffix(".md").read_text()
+    assert "| read | 1024 MB |" in table and "mean abs error" in table
     hw = apply_gpu_params(HW, out)
     assert hw.gpu("A100").dram_fraction == params["dram_fraction"]
     assert hw.gpu("H100") == HW.gpu("H100")
@@ -309,3 +311,23 @@ def test_sweep_switches_graphs_off_and_takes_gpu_params(tmp_path):
     extra_s = runs["stream"]["GPU"]["time_total_s"] - runs["graph"]["GPU"]["time_total_s"]
     assert extra_s == pytest.approx(k * (3.0 - 1.1) * 1e-6 * 16)
     assert runs["params"]["GPU"]["tokens_per_s"] < runs["graph"]["GPU"]["tokens_per_s"]
+
+
+def test_benchmark_bodies_run_on_cpu_with_tiny_shapes():
+    """The CUDA suite's code, run on the CPU on tiny shapes (timings meaningless): every
+    benchmark produces records the model can be compared with."""
+    torch = pytest.importorskip("torch")
+    from sysmodel import calibrate as cal
+    ctx = cal.Bench(torch, "cpu")
+    records, notes = [], []
+    cal._bench_memory(ctx, (1,), records)
+    cal._bench_gemm(ctx, False, records, shapes=[(64, 96)], large=((64, 64, 64),))
+    cal._bench_state(ctx, (2,), records, shapes=[(2, 32, 64, False)])
+    cal._bench_attention(ctx, records, shapes=[(2, 32)], kv_lens=(16,), b=2)
+    cal._bench_pointwise(ctx, records, batches=(2,), widths=(64,))
+    benches = {r["bench"] for r in records}
+    assert benches == {"read", "copy", "gemm", "state_update", "attention", "rmsnorm",
+                       "silu_gate"}
+    assert {r["format"] for r in records if r["bench"] == "state_update"} == {"fp16", "int8"}
+    rows = comparison({"records": records}, A100)
+    assert len(rows) == len(records) and all(r["measured_us"] > 0 for r in rows)
