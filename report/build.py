@@ -97,17 +97,26 @@ def geomean(xs) -> float:
 
 # ------------------------------------------------------------------------------ sections
 
-def throughput_ratios(rows: list[dict], batch: int) -> dict[str, float]:
-    """Geometric mean over models of Pimba's tokens/s over each other system's, at ``batch``."""
+def _fits(row: dict) -> bool:
+    """Whether a sweep row fits in its GPUs' memory (tables without the column: assumed)."""
+    return int(_num(row.get("fits_memory", 1))) == 1
+
+
+def throughput_ratios(rows: list[dict], batch: int) -> dict[str, tuple]:
+    """Per baseline: (geometric mean over models of Pimba's tokens/s over the baseline's at
+    ``batch``, models counted, models in the table). Only models where both Pimba and the
+    baseline fit in the GPUs' memory are counted."""
     by = {}
     for r in rows:
         if int(_num(r["batch_size"])) == batch:
-            by[(r["model"], r["system"])] = _num(r["tokens_per_s"])
+            by[(r["model"], r["system"])] = r
     models = sorted({m for m, s in by if s == "Pimba"})
     out = {}
     for base in ("GPU", "GPU+Q", "GPU+PIM"):
-        out[base] = geomean([by[(m, "Pimba")] / by[(m, base)] for m in models
-                             if (m, base) in by])
+        pairs = [(by[(m, "Pimba")], by[(m, base)]) for m in models if (m, base) in by]
+        kept = [_num(p["tokens_per_s"]) / _num(b["tokens_per_s"]) for p, b in pairs
+                if _fits(p) and _fits(b)]
+        out[base] = (geomean(kept), len(kept), len(pairs))
     return out
 
 
@@ -172,10 +181,15 @@ def section_sweep(build: Path) -> tuple[str, dict]:
             tab = []
             for b in batches:
                 ratios = throughput_ratios(rows, b)
-                tab.append([b] + [ratios[s] for s in ("GPU", "GPU+Q", "GPU+PIM")])
+                tab.append([b] + [f"{ratios[s][0]:.2f} ({ratios[s][1]} of {ratios[s][2]})"
+                                  for s in ("GPU", "GPU+Q", "GPU+PIM")])
                 key[(name, b)] = ratios
-            body += ("<p>Pimba's throughput over each system, geometric mean over models:</p>"
-                     + table(["batch", "vs GPU", "vs GPU+Q", "vs GPU+PIM"], tab))
+            nofit = sum(1 for r in rows if not _fits(r))
+            body += ("<p>Pimba's throughput over each system, geometric mean over the models "
+                     "where both fit in the GPUs' memory (how many of the models):</p>"
+                     + table(["batch", "vs GPU", "vs GPU+Q", "vs GPU+PIM"], tab)
+                     + f'<p class="note">{nofit} of {len(rows)} points do not fit in memory '
+                     "(hatched in the figure) and are left out of every mean.</p>")
         body += (f'<p class="note">{len(rows)} points; table: <code>{_esc(csv_path.name)}'
                  "</code></p>")
     return body, key
@@ -258,9 +272,10 @@ def summary_rows(sim: dict, synth: dict, sweep: dict, study: dict) -> list[list]
     for (fig, batch), ratios in sorted(sweep.items()):
         if batch == 128 or fig == "fig16" and batch == max(b for f, b in sweep if f == fig):
             gpu = "A100" if fig == "fig12" else "H100"
-            for base, val in ratios.items():
+            for base, (val, n, total) in ratios.items():
                 rows.append([f"throughput, Pimba / {base}", f"{gpu}, batch {batch}, geomean "
-                             f"over models ({fig})", f"{val:.2f}x"])
+                             f"over the {n} of {total} models that fit in memory ({fig})",
+                             f"{val:.2f}x"])
     for r in synth.get("ratios", []):
         rows.append(r)
     if sim:

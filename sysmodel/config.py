@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -133,9 +134,22 @@ class Section:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {value!r}", allowed)
         value = float(value)
+        if not math.isfinite(value):
+            raise self.fail(key, f"value {value} is not finite", allowed)
         bad = (positive and not value > 0.0) or (minimum is not None and value < minimum) or (
             maximum is not None and value > maximum)
-        if bad or value != value:
+        if bad:
+            raise self.fail(key, f"value {value} out of range", allowed)
+        return value
+
+    def fraction(self, key: str) -> float:
+        """A fraction in ``(0, 1]`` (an attained share of a peak rate)."""
+        value = self.raw(key)
+        allowed = "a number in (0, 1]"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {value!r}", allowed)
+        value = float(value)
+        if not math.isfinite(value) or not 0.0 < value <= 1.0:
             raise self.fail(key, f"value {value} out of range", allowed)
         return value
 

@@ -11,8 +11,13 @@
   in the system's state format (8-bit halves the state traffic).
 * Attention: the new token's K/V are appended and the whole KV cache is read once
   (a fused decode kernel); KV length grows per step.
-* All-reduce: ring over the tensor-parallel group, ``2 (n-1) / n`` of the message per GPU in
-  one link direction, plus a fixed latency.
+* All-reduce: measured NCCL times (``interconnect.yaml``) interpolated in the message size:
+  each segment between two measured sizes has its own latency and bandwidth term (NCCL
+  switches protocol with the size); below the first point its time, beyond the last one the
+  bus bytes ``2 (n-1) / n`` of the message over the measured bus bandwidth. A group of another
+  size sees the message scaled by its ring factor relative to the measurement's.
+* Every kernel also pays a fixed cost (:meth:`GpuSpec.kernel_s`), charged per kernel of the
+  workload's kernel list by :mod:`sysmodel.system`, not here.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from .cost import Cost
-from .hardware import GpuSpec, NumberFormat
+from .hardware import GpuSpec, LinkSpec, NumberFormat
 from .workload import ACT_BYTES, AllReduce, Attention, Elementwise, Gemm, StateUpdate
 
 #: Operations per state value of a state update: decay multiply, outer-product multiply-add,
@@ -99,14 +104,31 @@ def attention_cost(gpu: GpuSpec, op: Attention, kv: NumberFormat, kv_len: np.nda
     return elementwise_cost(gpu, kv_bytes + q_out / 2.0, append + q_out / 2.0, ops)
 
 
+def ring_factor(gpus: int) -> float:
+    """Bus bytes per message byte of a ring all-reduce over ``gpus`` GPUs."""
+    return 2.0 * (gpus - 1) / gpus
+
+
+def allreduce_time_s(link: LinkSpec, nbytes: float, gpus: int) -> float:
+    """Time of an all-reduce of ``nbytes`` over ``gpus`` GPUs (see the module docstring)."""
+    if gpus <= 1:
+        return 0.0
+    size = nbytes * ring_factor(gpus) / ring_factor(link.allreduce_gpus)
+    sizes = [b for b, _ in link.allreduce_points]
+    times = [t for _, t in link.allreduce_points]
+    if size <= sizes[-1]:
+        return float(np.interp(size, sizes, times)) * 1e-6
+    extra = (size - sizes[-1]) * ring_factor(link.allreduce_gpus)
+    return times[-1] * 1e-6 + extra / (link.allreduce_busbw_gbs * 1e9)
+
+
 def allreduce_cost(gpu: GpuSpec, op: AllReduce, gpus: int) -> Cost:
-    """Ring all-reduce of ``op.bytes`` over ``gpus`` GPUs."""
+    """All-reduce of ``op.bytes`` over ``gpus`` GPUs: measured time, ring traffic."""
     if gpus <= 1:
         return Cost()
-    link = gpu.interconnect
-    per_gpu = 2.0 * (gpus - 1) / gpus * op.bytes
-    time = link.allreduce_latency_us * 1e-6 + per_gpu / (link.unidirectional_gbs * 1e9)
-    return Cost(time_s=time, link_bytes=per_gpu * gpus, ops=op.bytes / gpus * (gpus - 1))
+    per_gpu = ring_factor(gpus) * op.bytes
+    return Cost(time_s=allreduce_time_s(gpu.interconnect, op.bytes, gpus),
+                link_bytes=per_gpu * gpus, ops=op.bytes / gpus * (gpus - 1))
 
 
 def gpu_cost(gpu: GpuSpec, op, gpus: int, state: NumberFormat, kv: NumberFormat,

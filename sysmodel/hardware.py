@@ -23,7 +23,7 @@ the other keys by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,12 +129,25 @@ class HbmSpec:
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """A GPU-to-GPU interconnect."""
+    """A GPU-to-GPU interconnect and its measured all-reduce (see :func:`sysmodel.gpu.
+    allreduce_time_s`).
+
+    Members
+    -------
+    allreduce_gpus : int
+        GPU count of the all-reduce measurement.
+    allreduce_points : tuple of (bytes, microseconds)
+        Measured all-reduce times, message sizes strictly increasing.
+    allreduce_busbw_gbs : float
+        Bus bandwidth (nccl-tests' ``busbw``) for messages beyond the last point.
+    """
 
     key: str
     name: str
     bidirectional_gbs: float
-    allreduce_latency_us: float
+    allreduce_gpus: int
+    allreduce_points: tuple
+    allreduce_busbw_gbs: float
 
     @property
     def unidirectional_gbs(self) -> float:
@@ -166,8 +179,10 @@ class GpuSpec:
     l1_kb_per_sm: int
     memory: HbmSpec
     interconnect: LinkSpec
-    efficiency_compute: float
-    efficiency_memory: float
+    dram_fraction: float
+    tensor_fraction: float
+    kernel_us_graph: float
+    kernel_us_stream: float
     gemm_tiles: GemmTiles
 
     @property
@@ -178,17 +193,21 @@ class GpuSpec:
     @property
     def dram_bytes_per_s(self) -> float:
         """Attained DRAM bandwidth in bytes per second."""
-        return self.dram_gbs * 1e9 * self.efficiency_memory
+        return self.dram_gbs * 1e9 * self.dram_fraction
 
     @property
     def tensor_flops(self) -> float:
         """Attained tensor-core rate (flop/s) of the whole GPU."""
-        return self.tensor_tflops * 1e12 * self.efficiency_compute
+        return self.tensor_tflops * 1e12 * self.tensor_fraction
 
     @property
     def vector_flops(self) -> float:
-        """Attained element-wise rate (op/s)."""
-        return self.vector_tflops * 1e12 * self.efficiency_compute
+        """Element-wise rate (op/s), at peak: element-wise work is bandwidth-bound throughout."""
+        return self.vector_tflops * 1e12
+
+    def kernel_s(self, cuda_graphs: bool) -> float:
+        """Fixed cost of one kernel, replayed from a CUDA graph or launched into a stream."""
+        return (self.kernel_us_graph if cuda_graphs else self.kernel_us_stream) * 1e-6
 
 
 @dataclass(frozen=True)
@@ -205,15 +224,27 @@ class UnitTiming:
 
 @dataclass(frozen=True)
 class NumberFormat:
-    """A storage format for state or KV cache."""
+    """A storage format for state or KV cache.
+
+    Members
+    -------
+    bits_per_value : int
+        Bits of one stored element.
+    group_size, scale_bits : int
+        A separately stored scale of ``scale_bits`` per ``group_size`` values (0: none; MX8's
+        shared exponents are inside its 8 bits).
+    """
 
     name: str
     bits_per_value: int
+    group_size: int = 0
+    scale_bits: int = 0
 
     @property
     def bytes_per_value(self) -> float:
-        """Bytes per stored value."""
-        return self.bits_per_value / 8.0
+        """Bytes per stored value, scales included."""
+        scale = self.scale_bits / self.group_size if self.group_size else 0.0
+        return (self.bits_per_value + scale) / 8.0
 
 
 @dataclass(frozen=True)
@@ -242,6 +273,7 @@ class SystemSpec:
     kv_format: NumberFormat
     pim_unit: PimUnit | None
     offload: frozenset
+    cuda_graphs: bool = True
 
     def in_pim(self, category: str) -> bool:
         """Whether operators of ``category`` run in PIM."""
@@ -327,8 +359,14 @@ def _load_formats(sec: Section) -> dict:
     out = {}
     for key in sec.keys():
         f = sec.section(key)
-        f.check_keys(["bits_per_value"])
-        out[key] = NumberFormat(key, f.integer("bits_per_value", minimum=1, maximum=64))
+        f.check_keys(["bits_per_value"], ["group_size", "scale_bits"])
+        if f.has("group_size") != f.has("scale_bits"):
+            raise f.fail("scale_bits" if f.has("group_size") else "group_size",
+                         "group_size and scale_bits go together", "both keys or neither")
+        group = f.integer("group_size", minimum=1) if f.has("group_size") else 0
+        scale = f.integer("scale_bits", minimum=1, maximum=64) if f.has("scale_bits") else 0
+        out[key] = NumberFormat(key, f.integer("bits_per_value", minimum=1, maximum=64),
+                                group_size=group, scale_bits=scale)
     return out
 
 
@@ -402,11 +440,29 @@ def _load_units(sec: Section, formats: dict, timing_files: tuple) -> dict:
     return out
 
 
+#: GPU parameters of the achievable-rate and fixed-cost model (docs/sysmodel.md has their
+#: sources); ``python -m sysmodel calibrate`` measures and writes exactly these keys.
+GPU_PARAM_KEYS = ("dram_fraction", "tensor_fraction", "kernel_us_graph", "kernel_us_stream")
+
+
+def read_gpu_params(g: Section) -> dict:
+    """The :data:`GPU_PARAM_KEYS` of a GPU section, validated: fractions in (0, 1], fixed
+    costs finite and >= 0, the graph cost not above the stream cost."""
+    params = {"dram_fraction": g.fraction("dram_fraction"),
+              "tensor_fraction": g.fraction("tensor_fraction"),
+              "kernel_us_graph": g.number("kernel_us_graph", minimum=0.0),
+              "kernel_us_stream": g.number("kernel_us_stream", minimum=0.0)}
+    if params["kernel_us_graph"] > params["kernel_us_stream"]:
+        raise g.fail("kernel_us_graph", f"{params['kernel_us_graph']} above kernel_us_stream "
+                     f"{params['kernel_us_stream']}", "kernel_us_graph <= kernel_us_stream")
+    return params
+
+
 def _load_gpu(sec: Section, key: str, memories: dict, links: dict) -> GpuSpec:
     g = sec.section(key)
     g.check_keys(["name", "sms", "tensor_tflops", "vector_tflops", "dram_gbs", "memory_gb",
-                  "l2_mb", "l1_kb_per_sm", "memory", "interconnect", "efficiency_compute",
-                  "efficiency_memory", "gemm_tiles"])
+                  "l2_mb", "l1_kb_per_sm", "memory", "interconnect", *GPU_PARAM_KEYS,
+                  "gemm_tiles"])
     tiles = g.section("gemm_tiles")
     tiles.check_keys(["m", "n", "split_k"])
     memory = memories[g.string("memory", memories)]
@@ -421,18 +477,47 @@ def _load_gpu(sec: Section, key: str, memories: dict, links: dict) -> GpuSpec:
                    memory_gb=g.number("memory_gb", positive=True),
                    l2_mb=g.number("l2_mb", minimum=0.0),
                    l1_kb_per_sm=g.integer("l1_kb_per_sm", minimum=1), memory=memory,
-                   interconnect=links[g.string("interconnect", links)],
-                   efficiency_compute=g.number("efficiency_compute", minimum=0.01, maximum=1.0),
-                   efficiency_memory=g.number("efficiency_memory", minimum=0.01, maximum=1.0),
+                   interconnect=links[g.string("interconnect", links)], **read_gpu_params(g),
                    gemm_tiles=GemmTiles(tiles.int_list("m"), tiles.int_list("n"),
                                         tiles.int_list("split_k")))
+
+
+def _load_link(sec: Section, key: str) -> LinkSpec:
+    s = sec.section(key)
+    s.check_keys(["name", "bidirectional_gbs", "allreduce"])
+    a = s.section("allreduce")
+    a.check_keys(["gpus", "busbw_gbs", "points"])
+    raw = a.raw("points")
+    allowed = "a non-empty list of [bytes, microseconds], sizes increasing, times not falling"
+    if not isinstance(raw, list) or not raw:
+        raise a.fail("points", f"expected a list, got {raw!r}", allowed)
+    points = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, list) or len(item) != 2:
+            raise a.fail(f"points[{i}]", f"expected [bytes, us], got {item!r}", allowed)
+        p = Section({"bytes": item[0], "us": item[1]}, a.file, f"{a.path}.points[{i}]")
+        size, us = p.integer("bytes", minimum=0), p.number("us", positive=True)
+        if points and (size <= points[-1][0] or us < points[-1][1]):
+            raise a.fail(f"points[{i}]", f"{item!r} does not follow {list(points[-1])!r}",
+                         allowed)
+        points.append((size, us))
+    return LinkSpec(key, s.string("name"), s.number("bidirectional_gbs", positive=True),
+                    allreduce_gpus=a.integer("gpus", minimum=2),
+                    allreduce_points=tuple(points),
+                    allreduce_busbw_gbs=a.number("busbw_gbs", positive=True))
 
 
 def _load_systems(sec: Section, formats: dict, units: dict) -> dict:
     out = {}
     for name in sec.keys():
         s = sec.section(name)
-        s.check_keys(["state_format", "kv_format", "pim_unit", "offload"])
+        s.check_keys(["state_format", "kv_format", "pim_unit", "offload"], ["cuda_graphs"])
+        graphs = True
+        if s.has("cuda_graphs"):
+            graphs = s.raw("cuda_graphs")
+            if not isinstance(graphs, bool):
+                raise s.fail("cuda_graphs", f"expected true or false, got {graphs!r}",
+                             "true, false")
         unit_key = s.raw("pim_unit")
         unit = None
         if unit_key is not None:
@@ -450,7 +535,7 @@ def _load_systems(sec: Section, formats: dict, units: dict) -> dict:
                     raise s.fail(key, f"{fmt.name} but the PIM unit computes on "
                                  f"{unit.format.name}", unit.format.name)
         out[name] = SystemSpec(name=name, state_format=state, kv_format=kv, pim_unit=unit,
-                               offload=offload)
+                               offload=offload, cuda_graphs=graphs)
     return out
 
 
@@ -488,12 +573,7 @@ def _load_hardware_cached(config_dir: str, timing_files: tuple) -> Hardware:
     hbm = Section.from_file(root / "hbm.yaml")
     memories = {key: _load_hbm(hbm, key) for key in hbm.keys()}
     ic = Section.from_file(root / "interconnect.yaml")
-    links = {}
-    for key in ic.keys():
-        s = ic.section(key)
-        s.check_keys(["name", "bidirectional_gbs", "allreduce_latency_us"])
-        links[key] = LinkSpec(key, s.string("name"), s.number("bidirectional_gbs", positive=True),
-                              s.number("allreduce_latency_us", minimum=0.0))
+    links = {key: _load_link(ic, key) for key in ic.keys()}
     sysf = Section.from_file(root / "systems.yaml")
     sysf.check_keys(["formats", "systems"])
     formats = _load_formats(sysf.section("formats"))
@@ -506,6 +586,20 @@ def _load_hardware_cached(config_dir: str, timing_files: tuple) -> Hardware:
                     systems=systems, energy=energy, timing_files=timing_files)
 
 
+def apply_gpu_params(hw: Hardware, path: Path | str) -> Hardware:
+    """``hw`` with the GPU parameters of a ``calibrate`` file (``GPU: {dram_fraction: ...}``
+    for one or more GPUs of ``gpus.yaml``) in place of the configured ones, validated."""
+    top = Section.from_file(path)
+    gpus = dict(hw.gpus)
+    for key in top.keys():
+        if key not in gpus:
+            raise top.fail(str(key), "unknown GPU", ", ".join(gpus))
+        g = top.section(key)
+        g.check_keys(GPU_PARAM_KEYS)
+        gpus[key] = replace(gpus[key], **read_gpu_params(g))
+    return replace(hw, gpus=gpus)
+
+
 def ceil_div(a: int, b: int) -> int:
     """Integer ceiling of ``a / b``."""
     return -(-a // b)
@@ -513,4 +607,5 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = ["HbmTiming", "HbmSpec", "LinkSpec", "GpuSpec", "GemmTiles", "UnitTiming",
            "NumberFormat", "PimUnit", "SystemSpec", "EnergySpec", "Hardware", "load_hardware",
-           "ceil_div", "MODES", "TIMING_FILES"]
+           "ceil_div", "read_gpu_params", "apply_gpu_params", "GPU_PARAM_KEYS", "MODES",
+           "TIMING_FILES"]

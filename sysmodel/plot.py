@@ -2,6 +2,9 @@
 
 Reads rows as written by :mod:`sysmodel.sweep` (never re-runs the model). Each bar is
 normalised to the grid's baseline system for the same model, GPU, GPU count and batch size.
+A point that does not fit in the GPUs' memory (``fits_memory`` 0) is drawn hatched; the
+geometric-mean bar covers only the points where the system and the baseline both fit, and its
+label says how many of them there are.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from .sweep import Grid, write_atomic  # noqa: E402
 from .workload import CATEGORIES  # noqa: E402
@@ -50,9 +54,26 @@ def normalised(rows: list, grid: Grid) -> dict:
     return out
 
 
+def feasible(rows: list, grid: Grid) -> dict:
+    """Per (model, gpu, gpus, batch, system): whether the point and its baseline both fit."""
+    base = {_key(r): r for r in rows if r["system"] == grid.baseline}
+    return {_key(r) + (r["system"],): bool(r["fits_memory"] and base[_key(r)]["fits_memory"])
+            for r in rows}
+
+
+def feasible_geomean(values: list, fits: list) -> tuple:
+    """Geometric mean of the feasible ``values`` and how many there were (nan, 0 if none)."""
+    kept = [v for v, ok in zip(values, fits) if ok]
+    if not kept:
+        return math.nan, 0
+    return math.exp(sum(math.log(v) for v in kept) / len(kept)), len(kept)
+
+
 def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
     """Draw ``rows`` as ``grid`` says and write the PNG atomically."""
     values = normalised(rows, grid)
+    fits = feasible(rows, grid)
+    own = {_key(r) + (r["system"],): bool(r["fits_memory"]) for r in rows}
     batches = sorted({r["batch_size"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
     systems = list(dict.fromkeys(r["system"] for r in rows))
@@ -64,27 +85,35 @@ def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
                              squeeze=False)
     width = 0.8 / len(systems)
     for ax, batch in zip(axes[:, 0], batches):
-        labels = models + ([] if stacked else ["geomean"])
+        labels = models + ([] if stacked else ["geomean\n(fitting)"])
         for j, system in enumerate(systems):
             xs = [i + (j - (len(systems) - 1) / 2) * width for i in range(len(labels))]
             if stacked:
                 bottom = [0.0] * len(models)
+                hatch = [None if own[(m, *setups[m], batch, system)] else "////"
+                         for m in models]
                 for part in CATEGORIES:
                     h = [values[(m, *setups[m], batch, system)][part] for m in models]
                     ax.bar(xs, h, width * 0.95, bottom=bottom, color=PART_COLOURS[part],
-                           edgecolor="black", linewidth=0.3,
+                           edgecolor="black", linewidth=0.3, hatch=hatch,
                            label=part if (j == 0 and batch == batches[0]) else None)
                     bottom = [a + b for a, b in zip(bottom, h)]
                 for x, top in zip(xs, bottom):
                     ax.text(x, top, system, rotation=90, ha="center", va="bottom", fontsize=5)
             else:
                 h = [values[(m, *setups[m], batch, system)] for m in models]
-                h.append(math.exp(sum(math.log(v) for v in h) / len(h)))
+                ok = [fits[(m, *setups[m], batch, system)] for m in models]
+                fit = [own[(m, *setups[m], batch, system)] for m in models]
+                geo, n = feasible_geomean(h, ok)
+                h.append(0.0 if n == 0 else geo)
+                texts = [f"{v:.2f}" for v in h[:-1]]
+                texts.append(f"{geo:.2f} (n={n})" if n else "n=0")
                 ax.bar(xs, h, width * 0.95, color=SYSTEM_COLOURS.get(system, None),
                        edgecolor="black", linewidth=0.3,
+                       hatch=[None if f else "////" for f in fit] + [None],
                        label=system if batch == batches[0] else None)
-                for x, v in zip(xs, h):
-                    ax.text(x, v, f"{v:.2f}", rotation=90, ha="center", va="bottom", fontsize=5)
+                for x, v, t in zip(xs, h, texts):
+                    ax.text(x, v, t, rotation=90, ha="center", va="bottom", fontsize=5)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_title(f"batch {batch}", fontsize=8)
@@ -98,6 +127,10 @@ def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
         h, lab = ax.get_legend_handles_labels()
         handles += h
         labels += lab
+    if not all(own.values()):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
+                             linewidth=0.3))
+        labels.append("does not fit in memory")
     top = 1.0 - 0.75 / (0.6 + 2.4 * len(batches))
     fig.suptitle(grid.title, fontsize=9, y=0.995)
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, top + 0.4 * (1 - top)),

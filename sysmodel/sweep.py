@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import CONFIG_DIR, ConfigError, Section
-from .hardware import TIMING_FILES, load_hardware
+from .hardware import TIMING_FILES, apply_gpu_params, load_hardware
 from .system import Point, evaluate
 from .workload import CATEGORIES, load_models
 
@@ -43,7 +43,8 @@ COLUMNS = (["model", "system", "gpu", "num_gpus", "batch_size", "input_len", "ou
             "tokens_per_s", "latency_per_token_s", "time_total_s"]
            + [f"time_{c}_s" for c in CATEGORIES] + ["energy_j"]
            + [f"energy_{c}_j" for c in CATEGORIES]
-           + ["state_update_tokens_per_s", "memory_gb_per_gpu", "fits_memory", "timing_source"])
+           + ["state_update_tokens_per_s", "memory_gb_per_gpu", "memory_capacity_gb",
+              "fits_memory", "cuda_graphs", "kernels_per_step", "timing_source"])
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,26 @@ def figure_grid(number: int) -> Path:
     return GRID_DIR / f"fig{number}.yaml"
 
 
+def hardware_for(timing_files: tuple = TIMING_FILES, gpu_params: str | None = None):
+    """The hardware with these SPU timing files and, if given, a ``calibrate`` file's GPU
+    parameters (:func:`sysmodel.hardware.apply_gpu_params`)."""
+    hw = load_hardware(timing_files=timing_files)
+    return hw if gpu_params is None else _with_params(hw, gpu_params)
+
+
+_PARAMS_CACHE: dict = {}
+
+
+def _with_params(hw, path: str):
+    key = (id(hw), path)
+    if key not in _PARAMS_CACHE:
+        _PARAMS_CACHE[key] = apply_gpu_params(hw, path)
+    return _PARAMS_CACHE[key]
+
+
 def _evaluate_row(args: tuple) -> dict:
-    point, timing_files = args
-    return evaluate(point, load_hardware(timing_files=timing_files)).row()
+    point, timing_files, gpu_params = args
+    return evaluate(point, hardware_for(timing_files, gpu_params)).row()
 
 
 class Progress:
@@ -135,10 +153,11 @@ class Progress:
 
 
 def run_points(points, jobs: int = 1, timing_files: tuple = TIMING_FILES,
-               progress: bool = True, label: str = "sweep") -> list:
+               progress: bool = True, label: str = "sweep", gpu_params=None) -> list:
     """Evaluate ``points`` (in parallel with ``jobs`` processes); rows in input order."""
     bar = Progress(len(points), label, enabled=progress)
-    args = [(p, tuple(str(f) for f in timing_files)) for p in points]
+    params = None if gpu_params is None else str(gpu_params)
+    args = [(p, tuple(str(f) for f in timing_files), params) for p in points]
     rows = []
     if jobs <= 1 or len(points) < 2:
         for a in args:
@@ -188,7 +207,8 @@ def read_table(path: Path | str) -> list:
     """Rows of a sweep CSV, numbers converted back."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory"}
+    ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory", "cuda_graphs",
+            "kernels_per_step"}
     text = {"model", "system", "gpu", "timing_source"}
     for row in rows:
         for key, value in row.items():
@@ -200,7 +220,8 @@ def read_table(path: Path | str) -> list:
 
 
 def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
-             progress: bool = True, timing_files: tuple = TIMING_FILES) -> dict:
+             progress: bool = True, timing_files: tuple = TIMING_FILES,
+             gpu_params=None) -> dict:
     """Run a grid, write ``<out>/<name>.csv`` and (unless ``plot`` is false) the PNG.
 
     Returns
@@ -211,7 +232,7 @@ def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
     out_dir = Path(out_dir)
     start = time.perf_counter()
     rows = run_points(grid.points, jobs=jobs, timing_files=timing_files, progress=progress,
-                      label=grid.name)
+                      label=grid.name, gpu_params=gpu_params)
     seconds = time.perf_counter() - start
     csv_path = out_dir / f"{grid.name}.csv"
     write_atomic(csv_path, table_text(rows).encode("utf-8"))

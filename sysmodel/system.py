@@ -5,6 +5,14 @@ Generation only (prefill runs on the GPU in every system and is not counted): fo
 layer, on the GPU or -- state update and attention in PIM systems -- in PIM, one after the
 other (GPU and PIM never overlap). The KV length of step ``t`` (from 0) is
 ``input_len + t + 1``. Throughput = generated tokens (batch x output_len) / generation time.
+
+Every kernel of :func:`sysmodel.workload.step_kernels` (the serving engine's launches per decode
+step) adds the GPU's fixed per-kernel cost to its category: replayed from a CUDA graph unless
+the point or the system says otherwise.
+
+Memory capacity (:func:`memory_gb`): weights, recurrent states, the KV cache at the final
+length and the largest operator's activations, per GPU. A point whose total exceeds the GPU's
+memory does not fit: its row says so (``fits_memory`` 0) and headline means leave it out.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ import numpy as np
 from . import pim
 from .cost import Cost, energy_j
 from .gpu import elementwise_cost, gpu_cost, SOFTMAX_OPS
-from .hardware import GpuSpec, Hardware, PimUnit, REPO_ROOT, SystemSpec, load_hardware
-from .workload import (ACT_BYTES, CATEGORIES, Attention, ModelSpec, StateUpdate, get_model,
-                       load_models, step_operators)
+from .hardware import (GpuSpec, Hardware, PimUnit, REPO_ROOT, SystemSpec, ceil_div,
+                       load_hardware)
+from .workload import (ACT_BYTES, CATEGORIES, PIM_CATEGORIES, Attention, Elementwise, Gemm,
+                       ModelSpec, StateUpdate, get_model, load_models, step_kernels,
+                       step_operators)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class Point:
     batch_size: int = 128
     input_len: int = 2048
     output_len: int = 2048
+    cuda_graphs: bool | None = None     # None: the system's setting (systems.yaml)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,13 @@ class Result:
     memory_capacity_gb: float
     state_update_time_s: float
     timing_source: str
+    cuda_graphs: bool = True
+    kernels_per_step: int = 0
+
+    @property
+    def fits_memory(self) -> bool:
+        """Whether weights, states, KV cache and activations fit in each GPU's memory."""
+        return self.memory_gb_per_gpu <= self.memory_capacity_gb
 
     @property
     def total_time_s(self) -> float:
@@ -73,6 +91,7 @@ class Result:
         p = self.point
         row = {f.name: getattr(p, f.name) for f in fields(Point)}
         row["batch_size"] = p.batch_size
+        row["cuda_graphs"] = int(self.cuda_graphs)
         su = self.state_update_time_s
         row.update({
             "tokens_per_s": self.tokens_per_s,
@@ -83,7 +102,9 @@ class Result:
             **{f"energy_{c}_j": v for c, v in self.energy_j},
             "state_update_tokens_per_s": (p.batch_size * p.output_len / su) if su else 0.0,
             "memory_gb_per_gpu": self.memory_gb_per_gpu,
-            "fits_memory": int(self.memory_gb_per_gpu <= self.memory_capacity_gb),
+            "memory_capacity_gb": self.memory_capacity_gb,
+            "fits_memory": int(self.fits_memory),
+            "kernels_per_step": self.kernels_per_step,
             "timing_source": self.timing_source,
         })
         return row
@@ -124,13 +145,38 @@ def pim_attention_cost(gpu: GpuSpec, unit: PimUnit, op: Attention, kv_len: np.nd
             + _pim_cost(gpu, unit, "attend", groups, cpg) + reduce_out)
 
 
-def memory_gb(model: ModelSpec, system: SystemSpec, point: Point) -> float:
-    """Weights, states and the final KV cache per GPU, in GB."""
+def memory_parts_gb(model: ModelSpec, system: SystemSpec, point: Point) -> dict:
+    """Memory of one GPU of the tensor-parallel group, in GB, by part.
+
+    From the operators one GPU runs (:func:`sysmodel.workload.step_operators`, so heads dealt
+    out as ``ceil(heads / gpus)`` and replicated B/C groups count as they are stored):
+    ``weights`` (every GEMM's ``k x n`` plus the vocabulary-split embedding, fp16), ``state``
+    (every state in the system's state format), ``kv`` (K and V of every attention layer at the
+    final length ``input_len + output_len`` in the KV format) and ``activations`` (the largest
+    operator's inputs and outputs, fp16: the decode step's live working set).
+    """
+    b, gpus = point.batch_size, point.num_gpus
     kv_len = point.input_len + point.output_len
-    weights = model.weight_params() * ACT_BYTES
-    state = model.state_values(point.batch_size) * system.state_format.bytes_per_value
-    kv = model.kv_values(point.batch_size, kv_len) * system.kv_format.bytes_per_value
-    return (weights + state + kv) / point.num_gpus / 1e9
+    weights = ceil_div(model.vocab, gpus) * model.hidden * ACT_BYTES
+    state = kv = act = 0.0
+    for op, count in step_operators(model, b, gpus):
+        if isinstance(op, Gemm):
+            weights += op.k * op.n * ACT_BYTES * count
+            act = max(act, (op.m * op.k + op.m * op.n) * ACT_BYTES)
+        elif isinstance(op, StateUpdate):
+            state += op.values * system.state_format.bytes_per_value * count
+        elif isinstance(op, Attention):
+            kv += (2.0 * op.batch * op.heads * op.dim_head * kv_len
+                   * system.kv_format.bytes_per_value * count)
+        elif isinstance(op, Elementwise):
+            act = max(act, op.bytes_read + op.bytes_written)
+    return {"weights": weights / 1e9, "state": state / 1e9, "kv": kv / 1e9,
+            "activations": act / 1e9}
+
+
+def memory_gb(model: ModelSpec, system: SystemSpec, point: Point) -> float:
+    """Memory one GPU needs, in GB (the sum of :func:`memory_parts_gb`)."""
+    return sum(memory_parts_gb(model, system, point).values())
 
 
 def _timing_source(system: SystemSpec) -> str:
@@ -157,7 +203,11 @@ def evaluate(point: Point, hardware: Hardware | None = None,
     if point.num_gpus < 1 or point.batch_size < 1 or point.output_len < 1 or point.input_len < 0:
         raise ValueError(f"bad point {point}: num_gpus, batch_size, output_len must be >= 1")
     kv_len = point.input_len + 1 + np.arange(point.output_len, dtype=np.int64)
-    totals = {c: Cost() for c in CATEGORIES}
+    graphs = system.cuda_graphs if point.cuda_graphs is None else bool(point.cuda_graphs)
+    pim_cats = frozenset(c for c in PIM_CATEGORIES if system.in_pim(c))
+    kernels = step_kernels(model, pim_cats)
+    totals = {c: Cost(time_s=kernels[c] * gpu.kernel_s(graphs) * point.output_len)
+              for c in CATEGORIES}
     for op, count in step_operators(model, point.batch_size, point.num_gpus):
         if isinstance(op, StateUpdate) and system.in_pim("state_update"):
             cost = pim_state_update_cost(gpu, system.pim_unit, op)
@@ -175,7 +225,10 @@ def evaluate(point: Point, hardware: Hardware | None = None,
         memory_capacity_gb=gpu.memory_gb,
         state_update_time_s=totals["state_update"].time_s,
         timing_source=_timing_source(system),
+        cuda_graphs=graphs,
+        kernels_per_step=sum(kernels.values()),
     )
 
 
-__all__ = ["Point", "Result", "evaluate", "pim_state_update_cost", "pim_attention_cost"]
+__all__ = ["Point", "Result", "evaluate", "memory_gb", "memory_parts_gb",
+           "pim_state_update_cost", "pim_attention_cost"]

@@ -73,6 +73,7 @@ class ModelSpec:
     hidden: int
     vocab: int
     layers: tuple
+    kernels: tuple = ()
 
     def weight_params(self) -> int:
         """Parameters of all layers and the LM head (embedding tied or not counted twice)."""
@@ -267,6 +268,67 @@ def step_operators(model: ModelSpec, batch: int, gpus: int) -> tuple:
     return tuple(out)
 
 
+#: Offloadable categories with a kernel list of their own in ``kernels.pim_offload``.
+PIM_CATEGORIES = ("state_update", "attention")
+
+
+def _kernel_list(model: ModelSpec, scope: str) -> tuple:
+    return dict(model.kernels).get(scope, ())
+
+
+def step_kernels(model: ModelSpec, pim: frozenset = frozenset()) -> dict:
+    """Kernels one decode step launches on each GPU, per time category.
+
+    Parameters
+    ----------
+    model : ModelSpec
+        The model, with the kernel lists of ``models.yaml`` (``kernels:``).
+    pim : frozenset
+        Categories run in PIM: their GPU kernels are replaced by ``kernels.pim_offload``'s.
+    """
+    counts = {c: 0 for c in CATEGORIES}
+    for ly in model.layers:
+        present = set()
+        for _, cat in _kernel_list(model, ly.kind):
+            present.add(cat)
+            if cat not in pim:
+                counts[cat] += ly.count
+        for cat in sorted(present & set(pim)):
+            for _, pcat in _kernel_list(model, f"pim:{cat}"):
+                counts[pcat] += ly.count
+    for _, cat in _kernel_list(model, "model"):
+        counts[cat] += 1
+    return counts
+
+
+def _load_kernels(top: Section) -> tuple:
+    """``kernels:`` of models.yaml as ``((scope, ((name, category), ...)), ...)``."""
+    sec = top.section("kernels")
+    sec.check_keys([*LAYER_KINDS, "model", "pim_offload"])
+    launch_cats = [c for c in CATEGORIES if c != "comm"]
+
+    def one_list(parent: Section, key: str, cats: list) -> tuple:
+        raw = parent.raw(key)
+        allowed = f"a list of {{kernel_name: category}} with category one of {', '.join(cats)}"
+        if not isinstance(raw, list) or not raw:
+            raise parent.fail(key, f"expected a non-empty list, got {raw!r}", allowed)
+        out = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise parent.fail(f"{key}[{i}]", f"expected one name: category, got {item!r}",
+                                  allowed)
+            entry = Section(item, parent.file, f"{parent._key(key)}[{i}]")
+            name = str(next(iter(item)))
+            out.append((name, entry.string(name, cats)))
+        return tuple(out)
+
+    scopes = [(scope, one_list(sec, scope, launch_cats)) for scope in (*LAYER_KINDS, "model")]
+    pim = sec.section("pim_offload")
+    pim.check_keys(PIM_CATEGORIES)
+    scopes += [(f"pim:{cat}", one_list(pim, cat, [cat])) for cat in PIM_CATEGORIES]
+    return tuple(scopes)
+
+
 # -- loading ----------------------------------------------------------------------------------
 _LAYER_KEYS = {
     "retnet": (["kind", "count", "heads", "dim_head", "dim_state", "ffn", "ffn_kind"], []),
@@ -301,7 +363,8 @@ def load_models(path: Path | str = CONFIG_DIR / "models.yaml") -> dict:
 @lru_cache(maxsize=4)
 def _load_models_cached(path: str) -> dict:
     top = Section.from_file(path)
-    top.check_keys(["models"])
+    top.check_keys(["models", "kernels"])
+    kernels = _load_kernels(top)
     models = top.section("models")
     out = {}
     for name in models.keys():
@@ -314,7 +377,8 @@ def _load_models_cached(path: str) -> dict:
                        if isinstance(item, dict) else _bad_layer(m, i)
                        for i, item in enumerate(raw))
         out[name] = ModelSpec(name=name, hidden=m.integer("hidden", minimum=1),
-                              vocab=m.integer("vocab", minimum=1), layers=layers)
+                              vocab=m.integer("vocab", minimum=1), layers=layers,
+                              kernels=kernels)
     return out
 
 
