@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .sweep import Grid, write_atomic  # noqa: E402
+from .sweep import Grid, write_together  # noqa: E402
 from .workload import CATEGORIES  # noqa: E402
 
 SYSTEM_COLOURS = {"GPU": "#9e9e9e", "GPU+Q": "#6baed6", "GPU+PIM": "#fd8d3c",
@@ -52,6 +52,11 @@ def normalised(rows: list, grid: Grid) -> dict:
 
 def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
     """Draw ``rows`` as ``grid`` says and write the PNG atomically."""
+    write_together({Path(png): render_png(rows, grid)})
+
+
+def render_png(rows: list, grid: Grid) -> bytes:
+    """The PNG bytes of ``rows`` drawn as ``grid`` says."""
     values = normalised(rows, grid)
     batches = sorted({r["batch_size"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -106,7 +111,7 @@ def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130, metadata={"Software": None})
     plt.close(fig)
-    write_atomic(Path(png), buf.getvalue())
+    return buf.getvalue()
 
 
 def _ylabel(grid: Grid) -> str:

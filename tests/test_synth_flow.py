@@ -69,6 +69,21 @@ def test_rerun_hits_cache(first_run, liberty, capsys):
     assert (first_run / "units" / UNIT / "result.json").stat().st_mtime_ns == before
 
 
+def test_corrupt_cached_result_is_a_cache_miss(first_run, liberty, tmp_path, capsys):
+    """A truncated or foreign ``result.json`` makes the unit synthesize again (issue 15)."""
+    out = tmp_path / "synth"
+    shutil.copytree(first_run, out)
+    cache = out / "units" / UNIT / "result.json"
+    good = json.loads(cache.read_text())
+    for corrupt in ('{"key": "', '[1, 2]', '{"key": "%s", "result": {"nope": 1}}' % good["key"]):
+        cache.write_text(corrupt)
+        capsys.readouterr()
+        assert main(["--units", UNIT, "--out", str(out), "--liberty", str(liberty)]) == 0
+        printed = capsys.readouterr().out
+        assert "unreadable" in printed and "(cached)" not in printed
+        assert json.loads(cache.read_text())["result"] == good["result"]
+
+
 def test_bad_liberty_is_a_one_line_error(tmp_path):
     bad = tmp_path / "nope" / "missing.lib"
     proc = subprocess.run([sys.executable, "-m", "synth", "--units", UNIT, "--liberty", str(bad),
