@@ -13,34 +13,57 @@ import os
 import sys
 
 from .benches import TESTBENCHES
-from .runner import SIMULATORS, CosimFailure, default_sim, run_cosim
+from .runner import SIMULATORS, CosimFailure, check_vectors, default_sim, run_cosim
+from .runner import _seed as seed_knob
 
 
 def env_int(name: str, default: int) -> int:
+    """A vector count from the environment: an integer >= 1, ``default`` when unset."""
     raw = os.environ.get(name, "").strip()
-    return int(raw, 0) if raw else default
+    return check_vectors(raw, name) if raw else default
+
+
+def _vectors_arg(text: str) -> int:
+    try:
+        return check_vectors(text, "--vectors")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line naming the option, exit 2
+        sys.stderr.write(f"python -m cosim: error: {message}\n")
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cosim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", action="append", choices=SIMULATORS,
                         help="simulator (repeatable; default: $SIM, else icarus)")
     parser.add_argument("--tb", action="append", choices=sorted(TESTBENCHES),
                         help="testbench (repeatable; default: all)")
     parser.add_argument("--long", action="store_true",
                         help="long regression: each testbench's long_vectors")
-    parser.add_argument("--vectors", type=int, help="override the number of vectors")
+    parser.add_argument("--vectors", type=_vectors_arg,
+                        help="override the number of vectors (an integer >= 1)")
     parser.add_argument("--seed", type=int, help="COCOTB_RANDOM_SEED (default: $COCOTB_RANDOM_"
                         "SEED, else random)")
     parser.add_argument("--mutants", action="store_true",
                         help="also check that every mutant reference model fails")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    sims = args.sim or [default_sim()]
+    try:  # the environment knobs, checked before anything runs
+        sims = args.sim or [default_sim()]
+        env_vectors = env_int("COSIM_VECTORS", 0)
+        if args.seed is None and os.environ.get("COCOTB_RANDOM_SEED", "").strip():
+            seed_knob(None)
+    except ValueError as exc:
+        print(f"python -m cosim: error: {exc}", file=sys.stderr)
+        return 2
     failures = []
     for tb in (TESTBENCHES[n] for n in (args.tb or sorted(TESTBENCHES))):
-        vectors = args.vectors or (tb.long_vectors if args.long else
-                                   env_int("COSIM_VECTORS", tb.vectors))
+        vectors = args.vectors if args.vectors is not None else (
+            tb.long_vectors if args.long else env_vectors or tb.vectors)
         name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
         for sim in sims:
             try:

@@ -43,6 +43,7 @@ __all__ = [
     "REPO_ROOT",
     "SIMULATORS",
     "build_unit",
+    "check_vectors",
     "default_sim",
     "run_cosim",
 ]
@@ -113,8 +114,23 @@ def default_sim() -> str:
     """The ``SIM`` knob, validated (default ``icarus``)."""
     sim = os.environ.get("SIM", "").strip().lower() or "icarus"
     if sim not in SIMULATORS:
-        raise ValueError(f"SIM={sim!r}; supported: {', '.join(SIMULATORS)}")
+        raise ValueError(f"SIM={sim!r}: unknown simulator (allowed: {', '.join(SIMULATORS)})")
     return sim
+
+
+def check_vectors(value, name: str = "COSIM_VECTORS") -> int:
+    """A vector count (int or text): an integer >= 1, else a one-line ValueError naming
+    ``name`` (zero vectors would check nothing and still pass)."""
+    try:
+        n = int(value, 0) if isinstance(value, str) else int(value)
+        if isinstance(value, bool) or (not isinstance(value, str) and n != value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: not an integer (allowed: an integer >= 1)") from None
+    if n < 1:
+        raise ValueError(f"{name}={n}: out of range (allowed: an integer >= 1; zero vectors "
+                         "check nothing)")
+    return n
 
 
 def _env_flag(name: str) -> bool:
@@ -221,7 +237,11 @@ def _seed(seed: int | None) -> int:
         return int(seed)
     raw = os.environ.get("COCOTB_RANDOM_SEED", "").strip()
     if raw:
-        return int(raw, 0)
+        try:
+            return int(raw, 0)
+        except ValueError:
+            raise ValueError(f"COCOTB_RANDOM_SEED={raw!r}: not an integer (allowed: an integer "
+                             "seed, or unset for a fresh one)") from None
     return secrets.randbits(31)
 
 
@@ -239,6 +259,7 @@ def run_cosim(
     extra_env: Mapping[str, str] | None = None,
     check: bool = True,
     record: bool | None = None,
+    min_vectors: int = 1,
 ) -> CosimResult:
     """Build ``unit`` and run the cocotb testbench module ``test_module`` on it.
 
@@ -271,8 +292,17 @@ def run_cosim(
         failed result instead (used by mutation tests).
     record : bool, optional
         Merge the result into ``build/sim/summary.json``; default: when ``mutant`` is None.
+    min_vectors : int
+        A run that checked fewer vectors did not pass (default 1: zero vectors check nothing;
+        0 only for a testbench that checks no vectors, such as ``cosim.tb_env``).
     """
     sim = sim or default_sim()
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim={sim!r}: unknown simulator (allowed: {', '.join(SIMULATORS)})")
+    if vectors is not None:
+        vectors = check_vectors(vectors, "vectors")
+    elif os.environ.get("COSIM_VECTORS", "").strip():
+        check_vectors(os.environ["COSIM_VECTORS"].strip())
     name = name or unit
     seed = _seed(seed)
     waves = _env_flag("WAVES") if waves is None else waves
@@ -340,7 +370,8 @@ def run_cosim(
     mism = sum(b.get("mismatches", 0) + b.get("pending", 0) for b in benches.values())
     cycles = sum(b.get("cycles", 0) for b in benches.values())
     wall = sum(b.get("wall_s", 0.0) for b in benches.values())
-    passed = tests > 0 and failed == 0 and (
+    # a run that checked no vector did not pass, whatever the simulator says
+    passed = tests > 0 and failed == 0 and vec >= min_vectors and (
         crash is None or isinstance(crash, SystemExit) and not crash.code)
     result = CosimResult(
         name=name, unit=unit, sim=sim, seed=seed, passed=passed, tests=tests, failed=failed,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,7 +81,9 @@ def _merge(key: str, value: dict, path: str | Path, writeback_delay: int | None)
         wb = writeback_delay if writeback_delay is not None else (old_wb or "?")
         text = _HEADER.format(wb=wb) + yaml.safe_dump(
             {m: data[m] for m in MODES + BASELINE_UNITS if m in data}, sort_keys=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        # a unique temporary name created with mode 0666 & ~umask (mkstemp would give 0600)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)

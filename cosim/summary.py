@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,9 @@ def update_summary(records: Mapping[str, Mapping[str, Any]],
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = read_summary(path)
         data.update({key: dict(record) for key, record in records.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        # a unique temporary name created with mode 0666 & ~umask (mkstemp would give 0600)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")

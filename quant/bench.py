@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import torch
@@ -99,9 +98,11 @@ def main(argv=None) -> int:
     print(f"  exact/fp32 state-update ratio {res['exact_over_fp32_ratio']:.4f}")
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out_dir, delete=False, suffix=".tmp") as f:
+    # a unique temporary name, created with mode 0666 & ~umask (not tempfile's 0600)
+    tmp = os.path.join(out_dir, f".{os.path.basename(args.out)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
         json.dump(res, f, indent=2, sort_keys=True)
-    os.replace(f.name, args.out)
+    os.replace(tmp, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -35,7 +35,7 @@ __all__ = [
     "GROUP", "PAIRS", "MAG_BITS", "EXP_BITS", "BIAS", "MAG_MAX", "EXP_NAN", "GROUP_BITS",
     "ROUNDINGS", "OVERFLOWS", "MX8", "MX8Scalar", "encode", "decode", "quantize", "pack", "unpack", "to_words",
     "from_words", "SCALAR_BITS", "scalar_to_words", "scalar_from_words", "pow2", "round_shifted",
-    "check_rounding",
+    "check_rounding", "check_fields", "FIELD_RANGES",
 ]
 
 GROUP = 16  #: values per group
@@ -226,6 +226,11 @@ def _draw(rng, shape, rounding: str, rbits: int) -> torch.Tensor | None:
         if tuple(rng.shape) != tuple(shape):
             raise ValueError(f"pre-drawn random bits have shape {tuple(rng.shape)}, "
                              f"expected {tuple(shape)}")
+        if rng.is_floating_point() or rng.is_complex() or rng.dtype == torch.bool:
+            raise TypeError(f"pre-drawn random bits must be an integer tensor, not {rng.dtype}")
+        if rng.numel() and (int(rng.min()) < 0 or int(rng.max()) >= 1 << rbits):
+            raise ValueError(f"pre-drawn random bits out of range: min {int(rng.min())}, max "
+                             f"{int(rng.max())} (allowed: 0..{(1 << rbits) - 1} for rbits={rbits})")
         return rng.to(torch.int32)
     return make_source(rng).draw(shape, rbits)
 
@@ -245,6 +250,20 @@ def _check_input(x) -> torch.Tensor:
     return x
 
 
+_FP32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _to_float32(x: torch.Tensor) -> torch.Tensor:
+    """The fp32 input of the quantizer: finite values beyond the fp32 range (float64 input)
+    are clamped to +-max fp32 first, so they saturate like any large finite value instead of
+    becoming Inf (docs/mx8.md, "Inputs wider than fp32"); Inf and NaN stay as they are."""
+    if x.dtype == torch.float32:
+        return x
+    if torch.finfo(x.dtype).max > _FP32_MAX:
+        x = torch.where(torch.isfinite(x), x.clamp(-_FP32_MAX, _FP32_MAX), x)
+    return x.to(torch.float32)
+
+
 def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
            rng: RandomSource | int | torch.Tensor | None = None,
            overflow: str = "saturate") -> MX8:
@@ -253,12 +272,15 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
     Parameters
     ----------
     x : torch.Tensor
-        Any floating dtype (converted to float32 first); last dimension a multiple of 16.
+        Any floating dtype (converted to float32 first; finite float64 values beyond the fp32
+        range saturate like any large finite value); last dimension a multiple of 16.
     rounding : {"nearest", "stochastic"}
     rbits : int
         Random bits added below the kept LSB by stochastic rounding (1..16, default 8).
-    rng : RandomSource, int seed, pre-drawn int tensor of ``x.shape``, or None (seed 0)
-        Source of the random bits; one ``rbits``-bit integer per element, row-major.
+    rng : RandomSource, int seed, pre-drawn int tensor of ``x.shape``, or None
+        Source of the random bits; one ``rbits``-bit integer per element, row-major. None:
+        the module-level default source of :mod:`quant.rng`, which advances with every call
+        (restart it with ``quant.rng.seed(n)``); pre-drawn bits must lie in ``0..2**rbits-1``.
     overflow : {"saturate", "carry"}
         A magnitude that rounds to 64: ``"saturate"`` (the design brief) keeps 63;
         ``"carry"`` replaces the element by the power of two it rounded to (``m = 32`` one
@@ -270,7 +292,7 @@ def encode(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
     check_rounding(rounding, rbits)
     if overflow not in OVERFLOWS:
         raise ValueError(f"overflow must be one of {OVERFLOWS}, not {overflow!r}")
-    x32 = x.detach().to(torch.float32).contiguous()
+    x32 = _to_float32(x.detach()).contiguous()
     lead = tuple(x32.shape[:-1])
     g = x32.shape[-1] // GROUP
     rand = _draw(rng, x32.shape, rounding, rbits)
@@ -348,8 +370,26 @@ def _field_bits(m: MX8) -> np.ndarray:
     return out
 
 
+#: Allowed range of each field (inclusive), checked before packing.
+FIELD_RANGES = {"exp": (0, EXP_NAN), "mu": (0, 1), "sign": (0, 1), "mag": (0, MAG_MAX)}
+
+
+def check_fields(m) -> None:
+    """Refuse an :class:`MX8` or :class:`MX8Scalar` whose fields do not fit their bit widths
+    (a hand-built ``mag = 64`` would otherwise be truncated silently when packed)."""
+    for name, (lo, hi) in FIELD_RANGES.items():
+        t = getattr(m, name)
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise TypeError(f"MX8 field {name} must be an integer tensor, not {t.dtype}")
+        if t.numel() and (int(t.min()) < lo or int(t.max()) > hi):
+            raise ValueError(f"MX8 field {name} out of range: min {int(t.min())}, max "
+                             f"{int(t.max())} (allowed: {lo}..{hi})")
+
+
 def pack(m: MX8) -> torch.Tensor:
-    """Pack to bytes: uint8 tensor (..., G, 16), each group's 128-bit word little-endian."""
+    """Pack to bytes: uint8 tensor (..., G, 16), each group's 128-bit word little-endian.
+    Fields out of their range are refused (:func:`check_fields`)."""
+    check_fields(m)
     return torch.from_numpy(np.packbits(_field_bits(m), axis=-1, bitorder="little"))
 
 
@@ -392,7 +432,8 @@ SCALAR_BITS = EXP_BITS + 1 + MAG_BITS + 1
 
 def scalar_to_words(s: MX8Scalar) -> list[int]:
     """16-bit words of scalars (row-major): exp bits 0-7, mu bit 8, mag bits 9-14, sign bit 15
-    (the RTL's ``hw.mx8_layout.mx_scalar_layout``)."""
+    (the RTL's ``hw.mx8_layout.mx_scalar_layout``). Fields out of range are refused."""
+    check_fields(s)
     w = s.exp | (s.mu << EXP_BITS) | (s.mag << (EXP_BITS + 1)) | (s.sign << (SCALAR_BITS - 1))
     return [int(v) for v in w.reshape(-1).tolist()]
 

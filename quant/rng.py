@@ -45,6 +45,9 @@ __all__ = [
     "SPERandom",
     "prbs31_reference",
     "make_source",
+    "TORCH_SEED_LIMIT",
+    "seed",
+    "default_source",
 ]
 
 #: Width of the generator state (bits).
@@ -171,13 +174,26 @@ def prbs31_reference(seed: int, count: int) -> list[int]:
     return out
 
 
+#: Seeds of :class:`TorchBits` are ``0 <= seed < TORCH_SEED_LIMIT``: the CPU ``torch.Generator``
+#: (mt19937) keeps only the low 32 bits of its seed, so wider seeds would repeat streams.
+TORCH_SEED_LIMIT = 1 << 32
+
+
+def _check_torch_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, not {seed!r}")
+    if not 0 <= seed < TORCH_SEED_LIMIT:
+        raise ValueError(f"seed {seed} out of range (allowed: 0..2**32-1; the torch generator "
+                         f"keeps 32 bits, so wider seeds would repeat streams)")
+    return seed
+
+
 class TorchBits(RandomSource):
-    """Seeded ``torch.Generator`` source (fast; for studies, not bit-compatible with the RTL)."""
+    """Seeded ``torch.Generator`` source (fast; for studies, not bit-compatible with the RTL).
+    ``seed``: 0..2**32-1 (:data:`TORCH_SEED_LIMIT`); distinct seeds give distinct streams."""
 
     def __init__(self, seed: int):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, not {seed!r}")
-        self._seed = seed
+        self._seed = _check_torch_seed(seed)
         self._gen = torch.Generator().manual_seed(seed)
 
     @property
@@ -189,11 +205,28 @@ class TorchBits(RandomSource):
         return torch.randint(0, 1 << r, tuple(shape), generator=self._gen, dtype=torch.int32)
 
 
+# The module-level default source: what ``rng=None`` draws from. It advances with every draw
+# (so repeated calls get fresh bits) and starts from seed 0 in every process; :func:`seed`
+# restarts it.
+_default: RandomSource = TorchBits(0)
+
+
+def seed(n: int) -> None:
+    """Restart the default source (used wherever ``rng=None``) as ``TorchBits(n)``."""
+    global _default
+    _default = TorchBits(n)
+
+
+def default_source() -> RandomSource:
+    """The module-level default source (seed 0 at import, see :func:`seed`); it advances."""
+    return _default
+
+
 def make_source(rng) -> RandomSource:
     """Accept a :class:`RandomSource`, an int seed (-> :class:`TorchBits`) or ``None``
-    (-> ``TorchBits(0)``, the documented default seed)."""
+    (-> the module-level default source, which advances: see :func:`seed`)."""
     if rng is None:
-        return TorchBits(0)
+        return _default
     if isinstance(rng, RandomSource):
         return rng
     if isinstance(rng, int) and not isinstance(rng, bool):
@@ -220,8 +253,16 @@ class SPERandom:
 
     @classmethod
     def torch(cls, seed: int) -> "SPERandom":
-        """Fast seeded generators; the site streams are seeded ``seed*3 + index``."""
-        return cls({s: TorchBits(seed * len(SITES) + i) for i, s in enumerate(SITES)})
+        """Fast seeded generators; ``seed`` in 0..2**32-1, the site streams are seeded
+        ``(seed*3 + index) mod 2**32`` (3 is odd, so distinct seeds differ in every site)."""
+        _check_torch_seed(seed)
+        return cls({s: TorchBits((seed * len(SITES) + i) % TORCH_SEED_LIMIT)
+                    for i, s in enumerate(SITES)})
+
+    @classmethod
+    def default(cls) -> "SPERandom":
+        """Every site draws from the module-level default source (what ``rng=None`` means)."""
+        return cls({s: _default for s in SITES})
 
     def __getitem__(self, site: str) -> RandomSource:
         return self._sources[site]

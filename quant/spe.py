@@ -269,6 +269,18 @@ def _check_shapes(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8):
     return lead, dim_state, dim_head
 
 
+def _spe_random(rng) -> SPERandom:
+    """``rng`` of the SPE operations: an :class:`SPERandom`, an int seed
+    (``SPERandom.torch(seed)``) or None (the advancing module-level default source)."""
+    if rng is None:
+        return SPERandom.default()
+    if isinstance(rng, int) and not isinstance(rng, bool):
+        return SPERandom.torch(rng)
+    if not isinstance(rng, SPERandom):
+        raise TypeError(f"rng must be an SPERandom, an int seed or None, not {type(rng)}")
+    return rng
+
+
 def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPEConfig(),
                  rng: SPERandom | int | None = None) -> StateUpdateOut:
     """One generation step of the state update on MX8 data, exactly as the SPE computes it.
@@ -285,13 +297,11 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
     ``y[j]`` is the float64 sum of the ``dim_head / 32`` partials of column ``j`` (the GPU
     accumulates them in higher precision). Random bits are consumed in the SPU's order (see
     :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
-    (``SPERandom.torch(seed)``) or None (seed 0).
+    (``SPERandom.torch(seed)``) or None (the module-level default source of
+    :mod:`quant.rng`, which advances; ``quant.rng.seed(n)`` restarts it).
     """
     lead, dim_state, dim_head = _check_shapes(S, d, k, v, q)
-    if rng is None or isinstance(rng, int):
-        rng = SPERandom.torch(0 if rng is None else rng)
-    if not isinstance(rng, SPERandom):
-        raise TypeError(f"rng must be an SPERandom, an int seed or None, not {type(rng)}")
+    rng = _spe_random(rng)
     draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
              for s in SITES}
     decay = mul(S, d.unsqueeze(len(lead)), cfg, draws["mul_decay"])
@@ -316,9 +326,12 @@ def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(
     site ``add``; each token is one rounding event per sub-chunk, tokens in order. The
     accumulator starts as the zero group.
     """
-    if rng is None or isinstance(rng, int):
-        rng = SPERandom.torch(0 if rng is None else rng)
+    rng = _spe_random(rng)
     *lead, seq, _ = values.shape
+    if tuple(scores.exp.shape) != tuple(lead) + (seq,):
+        raise ValueError(f"attention_attend: scores must have shape {tuple(lead) + (seq,)} "
+                         f"(one per token) for values of shape {values.shape}, got "
+                         f"{tuple(scores.exp.shape)}")
     zero = torch.zeros(tuple(lead) + (values.exp.shape[-1],), dtype=torch.int32)
     acc = MX8(zero, zero[..., None].expand(*zero.shape, PAIRS), zero[..., None].expand(
         *zero.shape, GROUP), zero[..., None].expand(*zero.shape, GROUP))

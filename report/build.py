@@ -15,6 +15,7 @@ import html
 import json
 import math
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -160,10 +161,16 @@ def section_synth(build: Path) -> tuple[str, dict]:
 
 def section_sweep(build: Path) -> tuple[str, dict]:
     d = build / "sweep"
-    figs = sorted(d.glob("fig*.csv"), key=lambda p: int("".join(filter(str.isdigit, p.stem))))
+    # figure tables are fig<N>.csv; any other CSV there (a user's grid) is named, not read
+    figs = sorted((p for p in d.glob("*.csv") if re.fullmatch(r"fig\d+", p.stem)),
+                  key=lambda p: int(p.stem[3:]))
+    others = sorted(p.name for p in d.glob("*.csv") if p not in figs)
     if not figs:
         return missing("The system-model sweeps (build/sweep/fig*.csv)", "make sweep"), {}
     body, key = "", {}
+    if others:
+        body += (f'<p class="note">Not figure tables (fig&lt;N&gt;.csv), not shown: '
+                 f'{_esc(", ".join(others))}</p>')
     titles = {"fig3": "GPU latency breakdown, 2.7B/7B models",
               "fig5": "state-update throughput of PIM unit designs, batch 128",
               "fig12": "throughput of GPU, GPU+Q, GPU+PIM and Pimba (A100)",

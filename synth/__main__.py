@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--liberty", type=Path, metavar="PATH",
                         help="Liberty file (default: OSU 0.18 um from hw.tools.liberty_path)")
     parser.add_argument("--node-nm", type=int, metavar="NM",
-                        help="feature size of the --liberty library, for the 10 nm scaling")
+                        help="feature size of the --liberty library, for the 10 nm scaling "
+                             "(a node of area_scale_to_target in synth/config.yaml)")
     parser.add_argument("--out", type=Path, default=Path("build/synth"),
                         help="output folder (default: build/synth)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
@@ -32,6 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.monotonic()
         cfg = load_config()
+        known = ", ".join(str(n) for n in sorted(cfg.area_scale_to_target, reverse=True))
+        if args.node_nm is not None and cfg.scale_factor(args.node_nm) is None:
+            raise FlowError(f"--node-nm {args.node_nm}: no area scaling factor for that node "
+                            f"in synth/config.yaml (allowed: {known})")
+        if args.jobs < 1:
+            raise FlowError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
+        if args.out.exists() and not args.out.is_dir():
+            raise FlowError(f"--out {args.out}: not a folder (allowed: a writable folder)")
         specs = load_units()
         if args.units:
             by_name = {s.unit: s for s in specs}
@@ -42,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.liberty is not None and not args.liberty.is_file():
             raise FlowError(f"Liberty file {args.liberty} does not exist")
         lib = parse_liberty(args.liberty if args.liberty else default_liberty())
-        node = args.node_nm if args.node_nm else cfg.liberty_nodes_nm.get(lib.name)
+        node = args.node_nm if args.node_nm is not None else cfg.liberty_nodes_nm.get(lib.name)
         if node is not None and cfg.scale_factor(node) is None:
             raise FlowError(f"no area scaling factor for {node} nm in synth/config.yaml "
-                            f"(known: {sorted(cfg.area_scale_to_target)})")
+                            f"(allowed: {known})")
         args.out.mkdir(parents=True, exist_ok=True)
         results = run_flow(specs, lib, cfg, args.out, jobs=args.jobs,
                            require=bool(args.units))
@@ -58,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             f"({len(rows)} units, {time.monotonic() - t0:.1f} s)")
     except (FlowError, ConfigError) as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. --out not writable: one line, not a traceback
+        print(f"synth: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

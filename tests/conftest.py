@@ -1,6 +1,7 @@
 """Shared pytest fixtures and helpers."""
 
 import os
+import secrets
 import sys
 
 import pytest
@@ -15,3 +16,13 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def gen():
     """A seeded torch generator per test (seed logged by pytest on failure via the name)."""
     return torch.Generator().manual_seed(1234)
+
+
+# One seed per session for the property-based tests (tests/test_spe_properties.py), drawn here
+# so pytest's header logs it; set SPE_PROPERTY_SEED to replay a session.
+os.environ.setdefault("SPE_PROPERTY_SEED", str(secrets.randbits(32)))
+
+
+def pytest_report_header(config):
+    seed = os.environ["SPE_PROPERTY_SEED"]
+    return f"SPE property seed: {seed} (replay: SPE_PROPERTY_SEED={seed})"

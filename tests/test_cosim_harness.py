@@ -173,5 +173,15 @@ def test_cosim_catches_mutant_reference(mutant):
 
 
 def test_cosim_simulator_python_imports_project_and_torch():
-    result = run_cosim(MAC.unit, "cosim.tb_env", name="env", sim="icarus", record=False)
+    result = run_cosim(MAC.unit, "cosim.tb_env", name="env", sim="icarus", record=False,
+                       min_vectors=0)  # an environment check: it drives no vectors
     assert result.passed and result.tests == 1
+
+
+def test_cosim_run_with_zero_vectors_does_not_pass():
+    """A testbench that checked no vector is not a pass (issue 15: it used to be recorded as
+    passed and shown green in the report)."""
+    result = run_cosim(MAC.unit, "cosim.tb_env", name="env", sim="icarus", record=False,
+                       check=False)
+    assert result.tests == 1 and result.failed == 0 and result.vectors == 0
+    assert not result.passed

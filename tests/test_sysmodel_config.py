@@ -134,7 +134,7 @@ def test_timing_file_precedence(tmp_path):
     rtl.write_text(yaml.safe_dump({
         "state_update": {"pipeline_depth": 5, "spu_cycles_per_comp": 1,
                          "comps_per_row_pair": 66, "utilization": 0.97,
-                         "vectors_checked": 1000, "notes": "measured"},
+                         "vectors_checked": 1000},
     }))
     hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
     spu = hw.units["pimba_spu"]

@@ -87,8 +87,9 @@ def _swamping(ns) -> int:
             raise ValueError(f"workload must be one of {','.join(FAMILIES)}, "
                              f"not {ns.workload!r}")
         shape = STUDY_SHAPES[ns.workload]
-        wl = make_workload(ns.workload, heads=ns.heads or shape["heads"], batch=ns.batch,
-                           dim_state=ns.dim_state or shape["dim_state"])
+        wl = make_workload(  # zero is not "not given": make_workload refuses it
+            ns.workload, heads=shape["heads"] if ns.heads is None else ns.heads, batch=ns.batch,
+            dim_state=shape["dim_state"] if ns.dim_state is None else ns.dim_state)
         v = make_variant(ns.datapath, ns.format, ns.rounding, ns.rbits, renorm=ns.renorm,
                          rng=ns.rng, decay=ns.decay, inputs=ns.inputs)
         if ns.steps < 1:
