@@ -163,12 +163,10 @@ class Section:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {value!r}", allowed)
         value = float(value)
-        if not math.isfinite(value):
-            raise self.fail(key, f"value {value} is not finite", allowed)
         bad = (positive and not value > 0.0) or (minimum is not None and value < minimum) or (
             maximum is not None and value > maximum)
-        if bad:
-            raise self.fail(key, f"value {value} out of range", allowed)
+        if bad or not math.isfinite(value):  # .inf and .nan are never a parameter
+            raise self.fail(key, f"value {value} out of range", allowed + ", finite")
         return value
 
     def fraction(self, key: str) -> float:
