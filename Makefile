@@ -38,7 +38,9 @@ tools:
 test: setup
 	$(VPY) -m pytest -q -m "not slow" -p no:cacheprovider
 
+# long regressions, and the Quark interoperability check (its optional extra installed here)
 test-long: setup
+	$(VPY) -m pip install -q -e '.[eda,study,interop]'
 	$(VPY) -m pytest -q -m slow -p no:cacheprovider
 
 bench: setup
