@@ -2,7 +2,7 @@
 
 ``o_s[i] = d[i] * s[i] + k[i] * v`` for 32 lanes: one :class:`~hw.fpmul.FPMul` per lane for
 the decay, one for the outer-product term (``v`` broadcast to every lane) and one
-:class:`~hw.fpadd.FPAdd` per lane: stages 2 and 3 of the SPU pipeline (DESIGN.md section 3),
+:class:`~hw.fpadd.FPAdd` per lane: stages 2 and 3 of the SPU pipeline (docs/design.md §3),
 for fp16 / fp8 state instead of MX8. Both stages are registered, so :attr:`SpeFloat.latency`
 is 2.
 

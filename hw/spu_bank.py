@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["COLUMNS", "COLUMN_BITS", "bank_port", "BankModel", "mux_tree"]
 
-#: Columns (256-bit sub-chunks) per row: 1 KB rows (DESIGN.md section 4).
+#: Columns (256-bit sub-chunks) per row: 1 KB rows (docs/design.md §4).
 COLUMNS = 32
 #: Bits per column (one MX8 sub-chunk: 32 values, two groups).
 COLUMN_BITS = 256

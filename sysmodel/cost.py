@@ -2,7 +2,7 @@
 
 Fields may be scalars or numpy arrays over the output steps (attention grows with the KV
 length); :meth:`Cost.total` sums them. :func:`energy_j` is the single energy formula of the
-model (DESIGN.md §7):
+model (docs/design.md §7):
 
 * GPU: every byte read from or written to DRAM also passes L2, L1 and the register file once;
   re-reads that L2 serves pass L2, L1 and registers; each operation costs one ALU operation;

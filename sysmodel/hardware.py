@@ -285,7 +285,7 @@ class SystemSpec:
 
 @dataclass(frozen=True)
 class EnergySpec:
-    """Energy parameters (DESIGN.md §7), pJ."""
+    """Energy parameters (docs/design.md §7), pJ."""
 
     register_pj_per_byte: float
     l1_pj_per_byte: float

@@ -5,7 +5,7 @@ A model is a stack of layer groups (``retnet``, ``gla``, ``hgrn2``, ``mamba2``, 
 tensor-parallel group: each operator knows its shape and its work (bytes, operations), not how
 long it takes -- that is the devices' business (:mod:`sysmodel.gpu`, :mod:`sysmodel.pim`).
 
-Tensor parallelism (DESIGN.md §5): projections that produce heads or FFN channels are split by
+Tensor parallelism (docs/design.md §5): projections that produce heads or FFN channels are split by
 output channel, the projections after them by input channel, followed by an all-reduce; heads
 are dealt to GPUs, so a GPU holds ``ceil(heads / gpus)`` of them. Norms and residuals act on
 the full hidden vector on every GPU. The LM head is split by vocabulary.

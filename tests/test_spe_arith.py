@@ -168,7 +168,7 @@ def test_zero_group_operands():
     x = mx8.encode(torch.randn(16))
     once = spe.add(zero, x, cfg)
     assert once.equal(spe.add(x, zero, cfg))
-    # the adder's result micro-exponent is 0 (DESIGN.md): mu = 1 pairs lose their extra bit,
+    # the adder's result micro-exponent is 0 (docs/design.md): mu = 1 pairs lose their extra bit,
     # within half an LSB of the group scale; on the mu = 0 grid adding zero is then exact
     assert int(once.mu.sum()) == 0 and once.exp.item() == x.exp.item()
     err = (mx8.decode(once) - mx8.decode(x)).abs().max().item()
