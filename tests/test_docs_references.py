@@ -15,12 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "build", "__pycache__", ".hypothesis", ".pytest_cache"}
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".ys", ".tcl", ".txt"}
-#: A Markdown file name mentioned anywhere (``docs/mx8.md``, ``spu.md``, ``DESIGN.md``).
-MD_NAME = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w.-]+\.md)\b")
+#: A document cited anywhere: ``docs/x.md`` or an upper-case name (``README.md``, ``DESIGN.md``).
+DOC_REF = re.compile(r"(?<![\w./-])(docs/[\w.-]+\.md|[A-Z][A-Z_]*\.md)\b")
+#: Inside docs/: a sibling document by its bare name (``mx8.md``).
+SIBLING_REF = re.compile(r"(?<![\w./-])([a-z][\w-]*\.md)\b")
 #: A Markdown link target, relative (``[x](docs/mx8.md#anchor)``).
 MD_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 #: Markdown files the project writes as outputs (under build/), not documents it cites.
-GENERATED = {"area.md", "summary.md"}
+GENERATED = {"area.md", "summary.md", "ablation.md"}
 
 
 def _text_files() -> list[Path]:
@@ -47,8 +49,10 @@ def _resolves(name: str, src: Path) -> bool:
 def _references(path: Path) -> list[tuple[int, str]]:
     refs = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        for m in MD_NAME.finditer(line):
+        for m in DOC_REF.finditer(line):
             refs.append((lineno, m.group(1)))
+        if path.parent == ROOT / "docs" and path.suffix == ".md":
+            refs += [(lineno, m.group(1)) for m in SIBLING_REF.finditer(line)]
         if path.suffix == ".md":
             for m in MD_LINK.finditer(line):
                 target = m.group(1)
@@ -60,9 +64,10 @@ def _references(path: Path) -> list[tuple[int, str]]:
 def test_scanner_finds_a_dangling_reference(tmp_path):
     """The scanner reports a reference to a file that does not exist (it can fail)."""
     doc = tmp_path / "note.md"
-    doc.write_text("See DESIGN.md §3 and [the spec](missing/spec.md#top).\n", encoding="utf-8")
+    doc.write_text("See DESIGN.md §3, docs/gone.md and [the spec](missing/spec.md#top).\n",
+                   encoding="utf-8")
     names = [name for _, name in _references(doc)]
-    assert "DESIGN.md" in names and "missing/spec.md" in names
+    assert names == ["DESIGN.md", "docs/gone.md", "missing/spec.md"]
     assert not any(_resolves(n, doc) for n in names)
     assert _resolves("docs/mx8.md", doc) and _resolves("build/synth/area.md", doc)
 
