@@ -219,6 +219,17 @@ class PcuBench:
 
     # -- heads ------------------------------------------------------------------------------
     def _shape(self, mode: str) -> dict:
+        """Random head shape whose plan has at most ``max(vectors, 16)`` data columns."""
+        cap = max(self.vectors_per_mode, 16)
+        for _ in range(1000):
+            arrays = self._draw(mode)
+            job_plan = build_head(mode, **arrays).plan
+            if job_plan.data_columns <= cap:
+                self._last_shape = arrays
+                return arrays
+        raise AssertionError(f"no {mode} head shape within {cap} columns")
+
+    def _draw(self, mode: str) -> dict:
         g = self.gen
         if mode == "state_update":
             dh = int(g.choice([1, 2, 4, 8, 16]))
@@ -235,6 +246,7 @@ class PcuBench:
 
     async def _head(self, mode: str, b: int, timed: bool, counts: dict) -> dict | None:
         job = build_head(mode, **self._shape(mode))
+        counts["shapes"].append({k: list(v.shape) for k, v in self._last_shape.items()})
         base_row = int(self.gen.integers(0, 64)) * 64
         view, gview = _View(self.dram[b], base_row), _View(self.golden[b], base_row)
         for c in range(len(job.columns)):
@@ -320,6 +332,7 @@ class PcuBench:
             counts = {k: 0 for k in (
                 "compute_commands", "data_columns", "bank_writes", "reg_write_columns",
                 "result_read_columns", "rows", "vectors")}
+            counts["shapes"] = []
             counts.update({"plan_" + k: 0 for k in (
                 "compute_commands", "data_columns", "bank_writes", "reg_write_columns",
                 "result_read_columns", "rows")})
@@ -342,7 +355,7 @@ class PcuBench:
             per_mode[mode] = {
                 "commands_per_column": int(cpc) if cpc == int(cpc) else cpc,
                 "pipeline_depth": depth, "vectors_checked": counts["vectors"],
-                "heads": heads, **{k: counts[k] for k in (
+                "heads": heads, "shapes": counts["shapes"], **{k: counts[k] for k in (
                     "compute_commands", "data_columns", "bank_writes", "reg_write_columns",
                     "result_read_columns", "rows")}}
             total_vectors += counts["vectors"]
