@@ -53,8 +53,8 @@ _HEADER = """\
 #   vectors_checked      COMPs whose results were compared bit-exactly with quant/ in that run
 # State update: the write-back of a sub-chunk comes {wb} SPU cycles after its read (odd, so it
 # always goes to the bank that is not being read).
-# fp16 baselines (timemux_fp16_naive, pipelined_fp16_perbank, timemux_fp16_perbank; cosim/tb_<unit>.py
-# with bank models; state update only; docs/baselines.md):
+# fp16 ablation units (timemux_fp16_naive, pipelined_fp16_perbank, timemux_fp16_perbank;
+# cosim/tb_<unit>.py with bank models; state update only; docs/baselines.md):
 #   cycles_per_subchunk  unit cycles between back-to-back accepted COMPs (one sub-chunk each)
 #   values_per_subchunk  fp16 values per sub-chunk (one 256-bit column)
 #   banks_per_unit       banks served by one unit

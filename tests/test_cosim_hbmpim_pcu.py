@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
+
 from cosim.benches import TESTBENCHES
 from cosim.runner import SIMULATORS, run_cosim
 from cosim.spu_timing import (BUILD_TIMING, COMMITTED_TIMING, MODES, PCU_KEYS, PCU_UNITS,
