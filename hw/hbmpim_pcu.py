@@ -128,11 +128,6 @@ class HbmPimPcu(wiring.Component):
         register files and the row buffer take it at the end of the command's cycle."""
         return 1
 
-    @property
-    def commands_per_instruction(self) -> int:
-        """Column commands one (non-AAM, non-NOP) instruction takes."""
-        return 1
-
     def elaborate(self, platform):
         m = Module()
         exit_word = Op.EXIT << 28

@@ -192,6 +192,27 @@ def test_bad_program_refused_at_elaboration_and_by_golden_model():
         m.reg_write(Space.CTRL, 0, 0)
 
 
+def test_rtl_error_flag_on_column_without_program():
+    dut = HbmPimPcu(banks=2)
+    out = {}
+
+    async def tb(ctx):
+        out["before"] = ctx.get(dut.o_error)
+        ctx.set(dut.i_cmd, PcuCmd.COLUMN)
+        ctx.set(dut.i_addr, 3)
+        await ctx.tick()
+        ctx.set(dut.i_cmd, PcuCmd.NOP)
+        await ctx.tick()
+        out["after"] = ctx.get(dut.o_error)
+        out["wr"] = ctx.get(dut.bank[1].wr)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert out == {"before": 0, "after": 1, "wr": 0}
+
+
 def test_unit_properties():
     u = HbmPimPcu(banks=2)
     assert (u.banks, u.lanes, u.latency) == (2, 16, 1)
