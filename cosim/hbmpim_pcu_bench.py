@@ -17,6 +17,11 @@
 * **counts** -- per mode: column commands, bank columns read and written, register writes and
   reads, rows used; compared with the sum of :func:`quant.hbmpim_programs.plan` over the heads.
   ``commands_per_column`` = column commands / bank columns read.
+* **random programs** -- after the three modes, random valid programs over the whole ISA
+  (ADD, MUL, MAC, MAD, MOV, FILL, NOP with counts, AAM with 1-8 repeats, a JUMP loop) on
+  random register contents and an open random row per bank, column commands on random
+  (bank, column) until EXIT, register writes between them; then every GRF entry is read
+  back and the rows compared (counted as ``random_programs``; not in the timing file).
 * **timing** -- in the timed head, ``pipeline_depth`` = cycles from the last column command
   until a REG_READ returns the final accumulator and the row buffer holds the final column.
 
@@ -144,7 +149,7 @@ class PcuBench:
 
     def __init__(self, io, *, unit, rng: random.Random, vectors: int, gap_prob: float = 0.2,
                  log: logging.Logger | None = None, mutant: str | None = None,
-                 modes: tuple[str, ...] = hp.MODES):
+                 modes: tuple[str, ...] = hp.MODES, random_programs: int | None = None):
         if mutant is not None and mutant not in MUTANTS:
             raise ValueError(f"unknown mutant {mutant!r}; expected one of {sorted(MUTANTS)}")
         self.io, self.unit, self.rng = io, unit, rng
@@ -152,6 +157,9 @@ class PcuBench:
         self.vectors_per_mode = vectors
         self.gap_prob = gap_prob
         self.modes = modes
+        #: random whole-ISA programs after the modes (default: one per 32 vectors, >= 2)
+        self.random_programs = (max(2, vectors // 32) if random_programs is None
+                                else random_programs)
         self.log = log or _log
         self.model = MUTANTS[mutant or "golden"]()
         self.gen = np.random.default_rng(rng.getrandbits(32))
@@ -324,6 +332,94 @@ class PcuBench:
         self.fail(f"accumulator not final {_PROBE_MAX} cycles after the last command")
         return -1
 
+    def _random_program(self) -> list:
+        """A random valid program over the whole ISA (at most one JUMP, small counts)."""
+        g = self.gen
+        ops = list(hp.OPERAND_RULES) + [Op.NOP]
+        while True:
+            body = []
+            for _ in range(int(g.integers(1, 10))):
+                op = ops[int(g.integers(len(ops)))]
+                if op == Op.NOP:
+                    body.append(hp.Instruction(Op.NOP, count=int(g.integers(0, 3))))
+                    continue
+                kinds = []
+                for allowed in hp.OPERAND_RULES[op]:
+                    kinds.append(allowed[int(g.integers(len(allowed)))])
+                aam = op != Op.MAD and g.random() < 0.3
+                idx = [int(g.integers(8)) for _ in range(4)]
+                body.append(hp.Instruction(
+                    op, kinds[0], idx[0], kinds[1], idx[1], kinds[2], idx[2],
+                    hp.Opd.NONE if aam else kinds[3], 0 if aam else idx[3], aam=aam,
+                    count=int(g.choice(hp.AAM_REPEATS)) if aam else 0))
+            prog = list(body)
+            if g.random() < 0.6:
+                prog.append(hp.Instruction(Op.JUMP, target=int(g.integers(len(body))),
+                                           count=int(g.integers(0, 3))))
+            prog.append(hp.Instruction(Op.EXIT))
+            try:
+                return hp.validate_program(prog)
+            except ValueError:
+                continue
+
+    async def _random_run(self, counts: dict) -> None:
+        g = self.gen
+        prog = self._random_program()
+        words = hp.program_words(prog)
+        rows = [int(g.integers(0, 4096)) for _ in range(self.banks)]
+        for b in range(self.banks):
+            self.dram[b].rows[rows[b]] = random_fp16(g, (COLUMNS, LANES))
+            self.golden[b].rows[rows[b]] = self.dram[b].rows[rows[b]].copy()
+            await self._open(b, rows[b])
+        gbanks = {b: self.golden[b].row(rows[b]) for b in range(self.banks)}
+        writes = [(Space.CRF, c, sum(words[8 * c + j] << (32 * j) for j in range(8)))
+                  for c in range(hp.CRF_COLUMNS)]
+        writes += [(sp, i, lanes_to_column(random_fp16(g, LANES)))
+                   for sp in (Space.GRF_A, Space.GRF_B) for i in range(hp.GRF_ENTRIES)]
+        writes.append((Space.SRF, 0, lanes_to_column(random_fp16(g, LANES))))
+        self.rng.shuffle(writes)
+        writes.append((Space.CTRL, 0, 0))
+        for space, idx, word in writes:
+            await self._idle(self.gap_prob)
+            self.model.reg_write(space, idx, word)
+            await self.step(CMD_REG_WRITE, hp.reg_addr(space, idx), word)
+        n = 0
+        while not self.model.done:
+            await self._idle(self.gap_prob)
+            if self.rng.random() < 0.05:                   # an SRF/GRF write in between
+                space = (Space.SRF, Space.GRF_A, Space.GRF_B)[self.rng.randrange(3)]
+                idx = 0 if space == Space.SRF else self.rng.randrange(hp.GRF_ENTRIES)
+                word = lanes_to_column(random_fp16(g, LANES))
+                self.model.reg_write(space, idx, word)
+                await self.step(CMD_REG_WRITE, hp.reg_addr(space, idx), word)
+            b, c = self.rng.randrange(self.banks), self.rng.randrange(COLUMNS)
+            ins = self.model.column(b, c, gbanks)
+            busy = ins.op != Op.NOP
+            reads = busy and Opd.BANK in (ins.src0, ins.src1, ins.src2)
+            writes_bank = busy and ins.dst == Opd.BANK
+            await self.step(CMD_COLUMN, (c << 1) | b, None,
+                            expect=(int(reads) << b, int(writes_bank) << b))
+            n += 1
+            if n > 4096:
+                self.fail("random program did not reach EXIT")
+                return
+        for sp in (Space.GRF_A, Space.GRF_B):
+            for i in range(hp.GRF_ENTRIES):
+                want = lanes_to_column(self.model.reg_read(sp, i))
+                await self.step(CMD_REG_READ, hp.reg_addr(sp, i), None)
+                self._pending_read = (want, f"random program {sp.name}[{i}] read")
+                counts["registers"] += 1
+        await self.step()
+        await self._close_all()
+        for b in range(self.banks):
+            got, want = self.dram[b].rows[rows[b]], self.golden[b].rows[rows[b]]
+            for c in np.nonzero((got != want).any(axis=1))[0]:
+                self.fail(f"random program bank {b} column {c}: {got[c].tolist()}, "
+                          f"expected {want[c].tolist()}")
+        counts["programs"] += 1
+        counts["commands"] += n
+        counts["vectors"] += n
+
     async def run(self) -> dict:
         t0 = time.perf_counter()
         per_mode = {}
@@ -358,6 +454,12 @@ class PcuBench:
                 "heads": heads, "shapes": counts["shapes"], **{k: counts[k] for k in (
                     "compute_commands", "data_columns", "bank_writes", "reg_write_columns",
                     "result_read_columns", "rows")}}
+            total_vectors += counts["vectors"]
+        if self.random_programs:
+            counts = {"programs": 0, "commands": 0, "registers": 0, "vectors": 0}
+            for _ in range(self.random_programs):
+                await self._random_run(counts)
+            per_mode["random_programs"] = counts
             total_vectors += counts["vectors"]
         wall = time.perf_counter() - t0
         return {"vectors": total_vectors, "mismatches": len(self.mismatches),

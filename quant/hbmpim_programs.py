@@ -52,7 +52,7 @@ __all__ = [
     "program_words", "crf_columns_of", "reg_addr", "SRF_D", "SRF_K", "SRF_Q",
     "state_update_program", "scalar_mac_program", "program", "PROGRAMS", "MODES",
     "Plan", "PassPlan", "passes", "plan", "commands_per_column", "instruction_commands",
-    "executed_commands",
+    "executed_commands", "OPERAND_RULES",
 ]
 
 #: fp16 lanes = fp16 values per 32-byte (256-bit) column.
@@ -144,6 +144,8 @@ _RULES = {
     Op.FILL: (_GRF, (Opd.BANK,), (Opd.NONE,), (Opd.NONE,)),
 }
 _COMPUTE = tuple(_RULES)
+#: Allowed operand kinds per compute opcode: ``(dst, src0, src1, src2)`` tuples of :class:`Opd`.
+OPERAND_RULES = _RULES
 
 
 @dataclass(frozen=True)

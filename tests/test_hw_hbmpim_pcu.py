@@ -45,14 +45,16 @@ class AmaranthIo:
         return s
 
 
-def run_bench(banks, *, vectors=16, seed=1, modes=hp.MODES, mutant=None):
+def run_bench(banks, *, vectors=16, seed=1, modes=hp.MODES, mutant=None,
+              random_programs=None):
     unit = HbmPimPcu(banks=banks)
     dut = HbmPimPcuSim(unit)
     out = {}
 
     async def testbench(ctx):
         bench = PcuBench(AmaranthIo(ctx, dut), unit=unit, rng=random.Random(seed),
-                         vectors=vectors, modes=modes, mutant=mutant)
+                         vectors=vectors, modes=modes, mutant=mutant,
+                         random_programs=random_programs)
         out["result"] = await bench.run()
 
     sim = Simulator(dut)
@@ -225,7 +227,9 @@ def test_unit_properties():
 
 def _check(res, banks):
     assert res["mismatches"] == 0 and res["collisions"] == 0
-    for mode, m in res["modes"].items():
+    assert res["modes"]["random_programs"]["programs"] >= 2
+    for mode in hp.MODES:
+        m = res["modes"][mode]
         assert m["commands_per_column"] == hp.commands_per_column(mode)
         assert m["pipeline_depth"] == 1 and m["vectors_checked"] > 0
         assert m["heads"] >= banks
@@ -233,6 +237,15 @@ def _check(res, banks):
 
 def test_bench_perbank_all_modes():
     _check(run_bench(1, vectors=8), 1)
+
+
+@pytest.mark.parametrize("banks", [1, 2])
+def test_bench_random_programs_whole_isa(banks):
+    """Random valid programs (every opcode, AAM, NOP counts, a JUMP loop) against the
+    golden model, register writes in between."""
+    res = run_bench(banks, vectors=8, seed=10 + banks, modes=(), random_programs=12)
+    assert res["mismatches"] == 0 and res["collisions"] == 0
+    assert res["modes"]["random_programs"]["programs"] == 12
 
 
 @pytest.mark.slow
