@@ -55,7 +55,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # sub-chunks): 512 vectors (500 for the mutant runs) make catching it seed-independent.
     *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=512, long_vectors=2048,
                 mutants=("sequential_dot", "no_outer"))
-      for u in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank")),
+      for u in ("timemux_fp16_naive", "pipelined_fp16_perbank", "timemux_fp16_perbank")),
+    # The HBM-PIM PCU with its bank models (hw/hbmpim_pcu_sim.py): whole heads of the three
+    # programs; vectors = data columns checked per mode; mutant: cosim.hbmpim_pcu_bench.MUTANTS
+    # (MAC/MAD rounded once instead of twice).
+    *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=256, long_vectors=4096,
+                mutants=("mac_single_rounding",))
+      for u in ("hbmpim_pcu", "hbmpim_pcu_perbank")),
     # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);
     # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
     *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,

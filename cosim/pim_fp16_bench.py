@@ -1,5 +1,5 @@
 """Simulator-independent testbench of the fp16 baseline units with their bank models
-(:class:`hw.pim_fp16_sim.PimFp16Sim`: ``hbmpim_fp16``, ``timemux_fp16_perbank``,
+(:class:`hw.pim_fp16_sim.PimFp16Sim`: ``timemux_fp16_naive``, ``timemux_fp16_perbank``,
 ``pipelined_fp16_perbank``).
 
 * **driver** -- per row pair (*round*: one open row in each bank the unit serves):

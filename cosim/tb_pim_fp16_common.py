@@ -1,6 +1,6 @@
 """cocotb side of the fp16 baseline testbench: the simulator *io* of
 :class:`cosim.pim_fp16_bench.PimFp16Bench` and :func:`run_unit`, which the cocotb modules
-``cosim/tb_hbmpim_fp16.py``, ``cosim/tb_timemux_fp16_perbank.py`` and
+``cosim/tb_timemux_fp16_naive.py``, ``cosim/tb_timemux_fp16_perbank.py`` and
 ``cosim/tb_pipelined_fp16_perbank.py`` call.
 
 Knobs: ``COSIM_MUTANT`` (:data:`cosim.pim_fp16_bench.MUTANTS`), ``COSIM_VECTORS`` (sub-chunks,

@@ -101,7 +101,7 @@ class PimFp16Sim(wiring.Component):
         return m
 
 
-register_unit("hbmpim_fp16_sim", lambda: PimFp16Sim(TimeMuxFp16(banks=2)))
+register_unit("timemux_fp16_naive_sim", lambda: PimFp16Sim(TimeMuxFp16(banks=2)))
 register_unit("timemux_fp16_perbank_sim", lambda: PimFp16Sim(TimeMuxFp16(banks=1)))
 register_unit("pipelined_fp16_perbank_sim", lambda: PimFp16Sim(PipelinedFp16()))
 register_unit("pipelined_fp16_perbank_sim_noalt",

@@ -1,5 +1,7 @@
-"""Time-multiplexed fp16 PIM unit: HBM-PIM style (``hbmpim_fp16``, shared by two banks) and
-its per-bank variant (``timemux_fp16_perbank``).
+"""Time-multiplexed fp16 PIM unit, kept only as an ablation: ``timemux_fp16_naive`` (shared by
+two banks; formerly called ``hbmpim_fp16``, but it is *not* Samsung's HBM-PIM, whose
+processing unit is :mod:`hw.hbmpim_pcu`) and its per-bank variant (``timemux_fp16_perbank``).
+It reduces the dot product 16 -> 1 on its own adders, unpipelined.
 
 One lane group of 16 fp16 multipliers and one of 16 fp16 adders (:class:`hw.fpmul.FPMul`,
 :class:`hw.fpadd.FPAdd`, combinational) do every step of a sub-chunk one after another; a new
@@ -200,5 +202,5 @@ class TimeMuxFp16(wiring.Component):
         return m
 
 
-register_unit("hbmpim_fp16", lambda: TimeMuxFp16(banks=2))
+register_unit("timemux_fp16_naive", lambda: TimeMuxFp16(banks=2))
 register_unit("timemux_fp16_perbank", lambda: TimeMuxFp16(banks=1))

@@ -303,7 +303,8 @@ def area_ratios(rows: list[dict]) -> list[list]:
         return out
     out.append(["logic area per bank pair, spu_mx8", "share of an HBM2E bank pair, 10 nm "
                 "logic on a DRAM process", f"{design:.2f} %"])
-    for base in ("hbmpim_fp16", "pipelined_fp16_perbank", "timemux_fp16_perbank"):
+    for base in ("hbmpim_pcu", "hbmpim_pcu_perbank", "timemux_fp16_naive",
+                 "pipelined_fp16_perbank", "timemux_fp16_perbank"):
         if pct.get(base, math.nan) > 0:
             out.append([f"area per bank pair, {base} / spu_mx8", "synthesized, same library",
                         f"{pct[base] / design:.2f}x"])

@@ -51,7 +51,7 @@ def test_cosim_baseline_icarus(unit):
 def test_committed_baseline_timing():
     data = read_timing(COMMITTED_TIMING)
     assert all(m in data for m in MODES)
-    assert data["hbmpim_fp16"]["cycles_per_subchunk"] == 8
+    assert data["timemux_fp16_naive"]["cycles_per_subchunk"] == 8
     assert data["timemux_fp16_perbank"]["cycles_per_subchunk"] == 8
     assert data["pipelined_fp16_perbank"]["cycles_per_subchunk"] == 2
     for unit in BASELINE_UNITS:

@@ -123,7 +123,7 @@ def test_unit_properties():
 
 @pytest.mark.parametrize("unit", [lambda: TimeMuxFp16(banks=2), lambda: TimeMuxFp16(banks=1),
                                   lambda: PipelinedFp16()],
-                         ids=["hbmpim_fp16", "timemux_fp16_perbank", "pipelined_fp16_perbank"])
+                         ids=["timemux_fp16_naive", "timemux_fp16_perbank", "pipelined_fp16_perbank"])
 def test_bench_bit_exact_and_timing(unit):
     u = unit()
     res, bench = run_bench(u, vectors=64, seed=7)

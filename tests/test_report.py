@@ -46,7 +46,7 @@ def _fake_build(build, tmp_path):
         "unit,format,sharing,cells,transistors,area_um2,tech,area_mm2_10nm,crit_path_ns,"
         "bank_pair_overhead_pct\n"
         "spu_mx8,mx8,bank-pair,100,1000,5000,osu018,0.001,3.0,2.0\n"
-        "hbmpim_fp16,fp16,bank-pair,300,3000,15000,osu018,0.003,4.0,3.0\n")
+        "hbmpim_pcu,fp16,bank-pair,300,3000,15000,osu018,0.003,4.0,3.0\n")
     for sub, name in (("synth", "area.png"), ("study", "errors.png")):
         (build / sub).mkdir(exist_ok=True)
         fig, ax = plt.subplots(figsize=(2, 2))
@@ -81,7 +81,7 @@ def test_report_renders_in_chromium(tmp_path):
     tables = dict(kv.split(":") for kv in m.group(3).split())
     for section in ("summary", "sim", "synth", "sweep", "study", "bench", "provenance"):
         assert int(tables[section]) >= 1, (section, tables)
-    assert "Pimba / GPU" in page and "hbmpim_fp16 / spu_mx8" in page and "1.50x" in page
+    assert "Pimba / GPU" in page and "hbmpim_pcu / spu_mx8" in page and "1.50x" in page
     assert "state error vs fp32: fakequant/mx8/SR8" in page and "0.0466" in page
 
 
