@@ -15,7 +15,7 @@ A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
 ``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
-(top-level mappings ``hbmpim_fp16``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
+(top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
 written by ``cosim/spu_timing.py``; see docs/baselines.md) give the ``state_update`` timing of
 the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
 the other keys by name.
