@@ -379,16 +379,20 @@ def _programs():
 
 
 _PLANS: dict = {}
+_BY_SHAPE: dict = {}
 
 
 def pcu_plan(mode: str, dim_head: int, length: int, per_element_decay: bool = False):
-    """``quant.hbmpim_programs.plan``, memoised on the head's passes (the plan is a function
-    of the mode and :func:`quant.hbmpim_programs.passes` only)."""
-    key = (mode, tuple(_programs().passes(mode, dim_head, length)), per_element_decay)
-    if key not in _PLANS:
-        _PLANS[key] = _programs().plan(mode, dim_head, length,
-                                       per_element_decay=per_element_decay)
-    return _PLANS[key]
+    """``quant.hbmpim_programs.plan``, memoised on the head's shape and on its passes (the
+    plan is a function of the mode and :func:`quant.hbmpim_programs.passes` only)."""
+    shape = (mode, dim_head, length, per_element_decay)
+    if shape not in _BY_SHAPE:
+        key = (mode, tuple(_programs().passes(mode, dim_head, length)), per_element_decay)
+        if key not in _PLANS:
+            _PLANS[key] = _programs().plan(mode, dim_head, length,
+                                           per_element_decay=per_element_decay)
+        _BY_SHAPE[shape] = _PLANS[key]
+    return _BY_SHAPE[shape]
 
 
 @lru_cache(maxsize=None)
@@ -453,21 +457,17 @@ def _pcu_phase(hbm: HbmSpec, unit: PimUnit, mode: str, heads_total: int, dim_hea
     probe_first, _ = round_shapes(hbm, unit, mode, 0, 0, 0)
     base = round_cycles(hbm, probe_first)
     pieces, _, _ = deal(hbm, unit, heads_total, full_rows, base, base)
-    out = {k: np.zeros(len(uniq)) for k in ("cycles", "rows", "data", "acc", "cmds", "regs")}
+    out = {k: np.zeros(len(uniq)) for k in ("rows", "data", "acc", "cmds", "regs")}
     npieces = np.zeros(len(uniq), dtype=np.int64)
+    shapes = np.zeros((len(uniq), 4), dtype=np.int64)       # reg, reads, per_bank, rows
     for j, n in enumerate(uniq):
         p = int(pieces[j])
         piece_len = ceil_div(ceil_div(int(n), p), quantum) * quantum
         p = ceil_div(int(n), piece_len)
         piece = pcu_plan(mode, dim_head, piece_len, decay)
-        reg = ceil_div(piece.reg_write_columns, piece.rows)
-        reads = ceil_div(piece.result_read_columns, piece.rows)
-        first_s, rest_s = round_shapes(hbm, unit, mode, reg, reg, reads)
-        cyc = round_cycles(hbm, first_s)
-        per_bank = ceil_div(heads_total * p, hbm.banks)
-        out["cycles"][j] = phase_cycles(hbm.timing, cyc, cyc, per_bank, piece.rows,
-                                        refresh=hbm.refresh,
-                                        max_postponed=hbm.max_postponed_refreshes)
+        shapes[j] = (ceil_div(piece.reg_write_columns, piece.rows),
+                     ceil_div(piece.result_read_columns, piece.rows),
+                     ceil_div(heads_total * p, hbm.banks), piece.rows)
         # Traffic: p pieces of piece_len (the last one may be up to p - 1 quanta shorter:
         # counted full, like its rounds).
         out["rows"][j] = p * piece.rows
@@ -477,6 +477,15 @@ def _pcu_phase(hbm: HbmSpec, unit: PimUnit, mode: str, heads_total: int, dim_hea
         out["cmds"][j] = p * piece.compute_commands
         out["regs"][j] = p * piece.reg_write_columns
         npieces[j] = p
+    # Rounds: one shape per (REG_WRITE, RESULT_READ) columns per bank, vectorised per shape.
+    out["cycles"] = np.zeros(len(uniq), dtype=np.int64)
+    for reg, reads in np.unique(shapes[:, :2], axis=0):
+        sel = (shapes[:, 0] == reg) & (shapes[:, 1] == reads)
+        first_s, _ = round_shapes(hbm, unit, mode, int(reg), int(reg), int(reads))
+        cyc = round_cycles(hbm, first_s)
+        out["cycles"][sel] = phase_cycles(hbm.timing, cyc, cyc, shapes[sel, 2], shapes[sel, 3],
+                                          refresh=hbm.refresh,
+                                          max_postponed=hbm.max_postponed_refreshes)
     units_per_pc = hbm.banks_per_pc // unit.banks_per_unit
 
     def per_length(values):                 # back to the shape of ``lengths`` (0-d: scalar)
