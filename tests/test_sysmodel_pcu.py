@@ -236,3 +236,19 @@ def test_ablation_bad_input(tmp_path, capsys):
     assert ablation.main(["--out", str(tmp_path / "x"), "--timing", "nope.yaml"]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_naive_ablation_system_in_a_grid(tmp_path):
+    """``GPU+PIM (naive)`` is usable in grids; the default figures do not show it."""
+    from sysmodel.sweep import FIGURES, figure_grid, load_grid, run_points
+    grid = tmp_path / "naive.yaml"
+    grid.write_text("name: naive\ntitle: t\nplot: {kind: throughput, baseline: GPU}\nblocks:\n"
+                    "  - {models: [retnet-2.7b], systems: [GPU, GPU+PIM (naive), GPU+PIM],\n"
+                    "     gpus: [A100], num_gpus: 1, batch_sizes: [16], input_len: 64,\n"
+                    "     output_len: 4}\n")
+    g = load_grid(grid)
+    rows = run_points(g.points, timing_files=DEFAULTS, progress=False)
+    assert [r["system"] for r in rows] == ["GPU", "GPU+PIM (naive)", "GPU+PIM"]
+    assert rows[1]["tokens_per_s"] != rows[2]["tokens_per_s"]
+    for n in FIGURES:
+        assert "GPU+PIM (naive)" not in {p.system for p in load_grid(figure_grid(n)).points}
