@@ -4,7 +4,8 @@ Modules: :mod:`~sysmodel.hardware` (what the hardware is), :mod:`~sysmodel.workl
 model computes per generation step), :mod:`~sysmodel.gpu` and :mod:`~sysmodel.pim` (how long
 work takes on each device; :mod:`~sysmodel.pimsim` is the command-level reference for the PIM
 closed form), :mod:`~sysmodel.system` (one point end to end), :mod:`~sysmodel.sweep` and
-:mod:`~sysmodel.plot` (figure sets), :mod:`~sysmodel.cli` (``python -m sysmodel``).
+:mod:`~sysmodel.plot` (figure sets), :mod:`~sysmodel.cli` (``python -m sysmodel``),
+:mod:`~sysmodel.ablation` (the GPU+PIM baseline changes, one at a time).
 """
 
 from .config import ConfigError

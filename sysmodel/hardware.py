@@ -15,10 +15,16 @@ A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
 ``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
-(top-level mappings ``hbmpim_fp16``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
+(top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
 written by ``cosim/spu_timing.py``; see docs/baselines.md) give the ``state_update`` timing of
 the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
 the other keys by name.
+
+The HBM-PIM Programmable Computing Unit (top-level mappings ``hbmpim_pcu`` and
+``hbmpim_pcu_perbank``, written by the PCU co-simulation; brief-derived entries in the
+defaults file) gives, per mode, ``commands_per_column`` (PIM column commands per data column,
+each one tCCD_L slot), ``pipeline_depth`` and ``vectors_checked``, plus ``banks_per_unit`` and
+``lanes``: a :class:`UnitTiming` with ``commands_per_column`` set (see :mod:`sysmodel.pim`).
 """
 
 from __future__ import annotations
@@ -41,11 +47,29 @@ MODES = ("state_update", "score", "attend")
 TIMING_KEYS = ("pipeline_depth", "spu_cycles_per_comp", "comps_per_row_pair", "utilization",
                "vectors_checked")
 #: fp16 baseline unit of the RTL timing file -> the timing unit whose state update it measures.
-RTL_BASELINES = {"hbmpim_fp16": "shared_time_multiplexed_fp16",
+#: ``timemux_fp16_naive`` (8 cycles per column, unpipelined 16 -> 1 reduction) is an ablation
+#: only; the HBM-PIM baseline is the PCU (:data:`PCU_UNITS`).
+RTL_BASELINES = {"timemux_fp16_naive": "shared_time_multiplexed_fp16",
                  "timemux_fp16_perbank": "per_bank_time_multiplexed_fp16",
                  "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
+#: HBM-PIM PCU units of the timing file (their key is also their timing unit) and the keys of
+#: one mode's entry.
+PCU_UNITS = ("hbmpim_pcu", "hbmpim_pcu_perbank")
+PCU_MODE_KEYS = ("commands_per_column", "pipeline_depth", "vectors_checked")
 TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
-                "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst")
+                "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst", "CL", "CWL", "tWTR_L",
+                "tRPRE")
+#: How a memory controller schedules all-bank refresh around PIM rounds (see sysmodel.pim).
+REFRESH_RULES = ("postponed", "window")
+#: JEDEC's limit on postponed all-bank refreshes (docs/sysmodel.md, "Refresh").
+MAX_POSTPONED_LIMIT = 8
+#: A PCU processes one 256-bit DRAM column (its lanes x the format's bits) per command.
+PCU_COLUMN_BITS = 256
+#: How chunk rows are dealt to banks (see sysmodel.pim.deal).
+DEALING_RULES = ("rows", "groups")
+#: Whether a PCU program's switches between bank reads and writes pay the DRAM read/write
+#: turnarounds (``charged``, as PIMSimulator's controller does) or not (``free``, ablation).
+TURNAROUND_RULES = ("charged", "free")
 #: Largest relative gap allowed between a GPU's datasheet bandwidth and its HBM organisation.
 BANDWIDTH_TOLERANCE = 0.02
 
@@ -70,6 +94,20 @@ class HbmTiming:
     tRRD_S: int
     tRRD_L: int
     burst: int
+    CL: int
+    CWL: int
+    tWTR_L: int
+    tRPRE: int
+
+    @property
+    def read_to_write(self) -> int:
+        """Minimum RD -> WR command distance: ``CL + burst - CWL + tRPRE`` (DRAMsim3)."""
+        return self.CL + self.burst - self.CWL + self.tRPRE
+
+    @property
+    def write_to_read(self) -> int:
+        """Minimum WR -> RD distance, same bank group: ``CWL + burst + tWTR_L`` (DRAMsim3)."""
+        return self.CWL + self.burst + self.tWTR_L
 
 
 @dataclass(frozen=True)
@@ -84,6 +122,10 @@ class HbmSpec:
         Memory-bus clock; timings count its cycles.
     channels : int
         Channels of the whole GPU (all stacks).
+    refresh : str
+        Refresh rule for PIM phases (:data:`REFRESH_RULES`).
+    max_postponed_refreshes : int
+        All-bank refreshes the controller may owe at any time (``postponed`` rule).
     """
 
     key: str
@@ -98,6 +140,8 @@ class HbmSpec:
     column_bytes: int
     bus_bytes_per_cycle_per_pc: int
     timing: HbmTiming
+    refresh: str = "postponed"
+    max_postponed_refreshes: int = MAX_POSTPONED_LIMIT
 
     @property
     def banks_per_pc(self) -> int:
@@ -215,7 +259,11 @@ class GpuSpec:
 
 @dataclass(frozen=True)
 class UnitTiming:
-    """Cycle counts of one PIM unit in one mode (see the module docstring)."""
+    """Cycle counts of one PIM unit in one mode (see the module docstring).
+
+    ``commands_per_column`` is set (> 0) for an HBM-PIM PCU only: its COMPs are PIM column
+    commands, ``commands_per_column`` per data column, one tCCD_L slot each.
+    """
 
     pipeline_depth: int
     spu_cycles_per_comp: int
@@ -223,6 +271,7 @@ class UnitTiming:
     utilization: float
     vectors_checked: int
     source: str
+    commands_per_column: int = 0
 
 
 @dataclass(frozen=True)
@@ -261,10 +310,17 @@ class PimUnit:
     timing_unit: str
     timing: tuple
     result_bytes: int
+    dealing: str = "rows"
+    turnaround: str = "charged"
 
     def mode(self, mode: str) -> UnitTiming:
         """Timing of ``mode`` (one of :data:`MODES`)."""
         return dict(self.timing)[mode]
+
+    @property
+    def is_pcu(self) -> bool:
+        """Whether the unit is an HBM-PIM PCU (timing per PIM column command)."""
+        return any(tm.commands_per_column for _, tm in self.timing)
 
 
 @dataclass(frozen=True)
@@ -330,7 +386,7 @@ def _load_hbm(sec: Section, key: str) -> HbmSpec:
     s = sec.section(key)
     s.check_keys(["standard", "clock_ghz", "stacks", "channels", "pseudo_channels_per_channel",
                   "bank_groups_per_pc", "banks_per_bank_group", "row_bytes", "column_bytes",
-                  "bus_bytes_per_cycle_per_pc", "timing"])
+                  "bus_bytes_per_cycle_per_pc", "timing", "refresh", "max_postponed_refreshes"])
     t = s.section("timing")
     t.check_keys(TIMING_NAMES)
     timing = HbmTiming(**{name: t.integer(name, minimum=1) for name in TIMING_NAMES})
@@ -355,7 +411,9 @@ def _load_hbm(sec: Section, key: str) -> HbmSpec:
                    bank_groups_per_pc=bgs, banks_per_bank_group=banks_per_bg, row_bytes=row,
                    column_bytes=col,
                    bus_bytes_per_cycle_per_pc=s.integer("bus_bytes_per_cycle_per_pc", minimum=1),
-                   timing=timing)
+                   timing=timing, refresh=s.string("refresh", REFRESH_RULES),
+                   max_postponed_refreshes=s.integer("max_postponed_refreshes", minimum=1,
+                                                     maximum=MAX_POSTPONED_LIMIT))
 
 
 def _load_formats(sec: Section) -> dict:
@@ -401,6 +459,24 @@ def _timing_entries(path: Path) -> dict:
                 utilization=m.number("utilization", minimum=0.0, maximum=1.0),
                 vectors_checked=m.integer("vectors_checked", minimum=0),
                 source=str(path))
+    for pcu in PCU_UNITS:
+        if pcu not in data:
+            continue
+        b = top.section(pcu)
+        b.check_keys(["banks_per_unit", "lanes", *MODES])
+        banks = b.integer("banks_per_unit", minimum=1, maximum=2)
+        lanes = b.integer("lanes", minimum=1, maximum=64)
+        for mode in MODES:
+            m = b.section(mode)
+            m.check_keys(PCU_MODE_KEYS)
+            cpc = m.integer("commands_per_column", minimum=1, maximum=64)
+            out[(pcu, mode)] = UnitTiming(
+                pipeline_depth=m.integer("pipeline_depth", minimum=1, maximum=64),
+                spu_cycles_per_comp=1, comps_per_row_pair=0, utilization=1.0 / cpc,
+                vectors_checked=m.integer("vectors_checked", minimum=0), source=str(path),
+                commands_per_column=cpc)
+        out[(pcu, "banks_per_unit")] = banks
+        out[(pcu, "lanes")] = lanes
     for rtl, timing_unit in RTL_BASELINES.items():
         if rtl not in data:
             continue
@@ -421,8 +497,10 @@ def _load_units(sec: Section, formats: dict, timing_files: tuple) -> dict:
     for path in reversed(timing_files):          # earlier files override later ones
         if Path(path).is_file():
             entries.update(_timing_entries(Path(path)))
-    sec.check_keys(["units", "result_bytes"])
+    sec.check_keys(["units", "result_bytes", "bank_dealing", "pcu_turnaround"])
     result_bytes = sec.integer("result_bytes", minimum=1, maximum=8)
+    dealing = sec.string("bank_dealing", DEALING_RULES)
+    turnaround = sec.string("pcu_turnaround", TURNAROUND_RULES)
     units_sec = sec.section("units")
     out = {}
     for key in units_sec.keys():
@@ -436,10 +514,25 @@ def _load_units(sec: Section, formats: dict, timing_files: tuple) -> dict:
                              f"{', '.join(str(p) for p in timing_files)}",
                              ", ".join(sorted({k[0] for k in entries})))
             timing.append((mode, entries[(timing_unit, mode)]))
-        out[key] = PimUnit(key=key, description=u.string("description"),
-                           banks_per_unit=u.integer("banks_per_unit", minimum=1, maximum=2),
-                           format=formats[u.string("format", formats)], timing_unit=timing_unit,
-                           timing=tuple(timing), result_bytes=result_bytes)
+        banks = u.integer("banks_per_unit", minimum=1, maximum=2)
+        pcu = [tm.commands_per_column > 0 for _, tm in timing]
+        if any(pcu) and not all(pcu):
+            raise u.fail("timing_unit", f"{timing_unit!r} mixes PCU and COMP timing entries",
+                         "all three modes from one kind of entry")
+        if all(pcu):
+            measured = entries[(timing_unit, "banks_per_unit")]
+            if measured != banks:
+                raise u.fail("banks_per_unit", f"{banks} but the timing file's {timing_unit} "
+                             f"has banks_per_unit {measured}", str(measured))
+            lanes = entries[(timing_unit, "lanes")]
+        fmt = formats[u.string("format", formats)]
+        if all(pcu) and lanes * fmt.bits_per_value != PCU_COLUMN_BITS:
+            raise u.fail("format", f"{fmt.name} x {lanes} lanes is not one "
+                         f"{PCU_COLUMN_BITS}-bit column", "a format filling the PCU's lanes")
+        out[key] = PimUnit(key=key, description=u.string("description"), banks_per_unit=banks,
+                           format=fmt, timing_unit=timing_unit, timing=tuple(timing),
+                           result_bytes=result_bytes, dealing=dealing,
+                           turnaround=turnaround)
     return out
 
 
@@ -611,4 +704,4 @@ def ceil_div(a: int, b: int) -> int:
 __all__ = ["HbmTiming", "HbmSpec", "LinkSpec", "GpuSpec", "GemmTiles", "UnitTiming",
            "NumberFormat", "PimUnit", "SystemSpec", "EnergySpec", "Hardware", "load_hardware",
            "ceil_div", "read_gpu_params", "apply_gpu_params", "GPU_PARAM_KEYS", "MODES",
-           "TIMING_FILES"]
+           "TIMING_FILES", "PCU_UNITS", "REFRESH_RULES", "DEALING_RULES"]

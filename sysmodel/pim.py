@@ -8,21 +8,32 @@ A *round* is what one pseudo-channel (PC) does with one open row in each of its 
    (``tCCD_S`` apart, a ``burst`` long) from the start of the round -- hidden in the gaps between
    ACT4s unless there are more than fit.
 3. ``COMP`` x n, ``spu_cycles_per_comp * tCCD_L`` apart; the first one ``tRCD`` after the last
-   ACT4 and after the last REG_WRITE burst. The last COMP's write-back comes
+   ACT4 and after the last REG_WRITE burst. An HBM-PIM PCU's COMPs are its PIM column
+   commands (one CRF instruction each, one tCCD_L slot); where its program switches between
+   bank reads and bank writes, every ``gap_every`` commands, the DRAM read/write turnarounds
+   add ``gap`` cycles (:func:`pcu_turnaround`). The last COMP's write-back comes
    ``(pipeline_depth - 1) * tCCD_L`` later, its results ``pipeline_depth * tCCD_L`` later.
 4. ``PRECHARGES`` once ``tRAS`` (from the last ACT4), ``tRTP_L`` (from the last COMP read) and
    ``tWR`` (from the last write-back) have passed; the banks are closed ``tRP`` later.
    ``RESULT_READ``s (one column each, on the bus) start when the results are ready and overlap
    the precharge. The round ends when both are done.
 
-Refresh: time is cut into refresh periods of ``tREFI`` cycles, each ending with an all-bank
-refresh of ``tRFC``; a round never crosses one, so it waits for the next period when it would.
-A PIM phase starts at the beginning of a period.
+Refresh (``HbmSpec.refresh``), a PIM phase starting right after a refresh:
 
-Mapping: the state (or KV cache) of a layer is cut into chunk groups (one head, one dim_head
-range of one request, all state columns / tokens); whole groups are dealt to the banks of the
-memory, so the busiest bank holds ``ceil(groups / banks)`` groups of ``chunks_per_group``
-rows, and every PC runs that many rounds in lock step.
+* ``postponed`` (a memory controller): all-bank REF ``k`` falls due at ``k * tREFI``; at every
+  round boundary the controller issues every REF that has fallen due (each ``tRFC`` long,
+  back to back), so it never owes more than one round's worth of refreshes; a round may not
+  be longer than ``max_postponed_refreshes * tREFI`` (JEDEC allows at most 8 owed, see
+  docs/sysmodel.md). Refreshes due after the last round are not part of the phase.
+* ``window`` (the old rule, an ablation): time is cut into periods of ``tREFI``, each ending
+  with a ``tRFC`` refresh; a round never crosses one, so it waits for the next period.
+
+Mapping (``PimUnit.dealing``): the state (or KV cache) of a layer is cut into chunk groups (one
+head, one dim_head range of one request, all state columns / tokens; for the PCU one head).
+``groups`` deals whole groups to the banks (the busiest bank holds ``ceil(groups / banks)``);
+``rows`` cuts every group into ``p`` pieces of ``ceil(chunks / p)`` rows, ``p`` chosen per phase
+to minimise the busiest bank's rounds, each piece loading the group's operands again.
+Every PC runs the busiest bank's rounds in lock step.
 
 :mod:`sysmodel.pimsim` schedules the same rounds command by command; the tests hold both to
 within 1 %.
@@ -31,10 +42,14 @@ within 1 %.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from .hardware import HbmSpec, HbmTiming, PimUnit, ceil_div
+from .hardware import MAX_POSTPONED_LIMIT, HbmSpec, HbmTiming, PimUnit, ceil_div
+
+#: Largest number of pieces a chunk group is cut into by the ``rows`` dealing.
+MAX_PIECES = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,9 @@ class RoundShape:
         REG_WRITE columns of the round.
     result_reads : int
         RESULT_READ columns of the round.
+    gap_every, gap : int
+        ``gap`` extra cycles after every ``gap_every``-th COMP (0: none): read/write
+        turnarounds of a PCU program.
     """
 
     comps: int
@@ -66,6 +84,13 @@ class RoundShape:
     writes_back: bool
     reg_writes: int
     result_reads: int
+    gap_every: int = 0
+    gap: int = 0
+
+    def comp_offset(self, i: int) -> int:
+        """Cycles from the first COMP to COMP ``i`` (0-based)."""
+        gaps = i // self.gap_every if self.gap_every else 0
+        return i * self.comp_interval + gaps * self.gap
 
 
 def act4_count(hbm: HbmSpec) -> int:
@@ -84,7 +109,7 @@ def round_cycles(hbm: HbmSpec, shape: RoundShape) -> int:
     last_act = (act4_count(hbm) - 1) * act4_spacing(t)
     reg_done = (shape.reg_writes - 1) * t.tCCD_S + t.burst if shape.reg_writes else 0
     first_comp = max(last_act + t.tRCD, reg_done)
-    last_comp = first_comp + (shape.comps - 1) * shape.comp_interval
+    last_comp = first_comp + shape.comp_offset(shape.comps - 1)
     precharge = max(last_act + t.tRAS, last_comp + t.tRTP_L)
     if shape.writes_back:
         precharge = max(precharge, last_comp + shape.writeback_delay + t.tWR)
@@ -96,16 +121,21 @@ def round_cycles(hbm: HbmSpec, shape: RoundShape) -> int:
 
 
 def phase_cycles(t: HbmTiming, first: int, rest: int, groups: np.ndarray | int,
-                 chunks_per_group: np.ndarray | int) -> np.ndarray:
+                 chunks_per_group: np.ndarray | int, *, refresh: str,
+                 max_postponed: int = MAX_POSTPONED_LIMIT) -> np.ndarray:
     """Cycles of a PIM phase: ``groups`` chunk groups of ``chunks_per_group`` rounds each.
 
     The first round of a group lasts ``first`` cycles (it also loads the group's shared
-    operands), the others ``rest``. Refresh as in the module docstring. Vectorised over
-    ``groups`` and ``chunks_per_group``.
+    operands), the others ``rest``. ``refresh`` is ``postponed`` or ``window`` (module
+    docstring). Vectorised over ``groups`` and ``chunks_per_group``.
     """
     groups = np.asarray(groups, dtype=np.int64)
     cpg = np.asarray(chunks_per_group, dtype=np.int64)
     groups, cpg = np.broadcast_arrays(groups, cpg)
+    if refresh == "postponed":
+        return _postponed_phase(t, first, rest, groups, cpg, max_postponed)
+    if refresh != "window":
+        raise ValueError(f"unknown refresh rule {refresh!r} (allowed: postponed, window)")
     avail = t.tREFI - t.tRFC
     if max(first, rest) > avail:
         raise ValueError(f"a round of {max(first, rest)} cycles does not fit between refreshes "
@@ -124,6 +154,31 @@ def phase_cycles(t: HbmTiming, first: int, rest: int, groups: np.ndarray | int,
     for idx in np.ndindex(n.shape):
         out[idx] = _greedy_phase(t, first, rest, int(groups[idx]), int(cpg[idx]))
     return out
+
+
+def _postponed_phase(t: HbmTiming, first: int, rest: int, groups: np.ndarray, cpg: np.ndarray,
+                     max_postponed: int) -> np.ndarray:
+    """Closed form of the ``postponed`` rule.
+
+    After rounds worth ``S`` cycles of work, the controller has issued the least ``R`` with
+    no REF due at ``S + R tRFC``: ``R = 0`` for ``S < tREFI``, else
+    ``floor((S - tREFI) / (tREFI - tRFC)) + 1``. The phase ends with its last round, so the
+    refreshes issued are those of the boundary before it: ``T = S_n + tRFC R(S_{n-1})``.
+    """
+    if not 1 <= max_postponed <= MAX_POSTPONED_LIMIT:
+        raise ValueError(f"max_postponed {max_postponed} out of range "
+                         f"(allowed: 1..{MAX_POSTPONED_LIMIT})")
+    longest = max(first, rest)
+    if longest > max_postponed * t.tREFI:
+        raise ValueError(f"a round of {longest} cycles would owe more than {max_postponed} "
+                         f"refreshes (tREFI {t.tREFI})")
+    n = groups * cpg
+    total = groups * first + (n - groups) * rest
+    last = np.where(cpg == 1, first, rest)
+    before = total - last
+    period, net = t.tREFI, t.tREFI - t.tRFC
+    refs = np.where(before >= period, (before - period) // net + 1, 0)
+    return np.where(n > 0, total + refs * t.tRFC, 0)
 
 
 def _greedy_phase(t: HbmTiming, first: int, rest: int, groups: int, cpg: int) -> int:
@@ -148,18 +203,45 @@ class PhaseWork:
     rows : int
         Rows (chunks) opened, i.e. bank activations.
     subchunks : int
-        Sub-chunks processed (COMPs of one unit).
+        Data columns processed (sub-chunks; one COMP of a COMP unit each).
     column_accesses : int
         Column reads and writes inside the banks plus REG_WRITE and RESULT_READ columns.
     comps : float
-        COMP commands (each drives every unit of one pseudo-channel).
+        COMP (PIM column) commands, each driving every unit of one pseudo-channel.
+    reg_writes : int
+        REG_WRITE columns (included in ``column_accesses``).
     """
 
     rows: int
     subchunks: int
     column_accesses: int
     comps: float
+    reg_writes: int = 0
 
+
+@dataclass(frozen=True)
+class Phase:
+    """A PIM phase of one layer (fields are arrays over the KV lengths for attention).
+
+    Members
+    -------
+    time_s : array
+        Seconds.
+    work : PhaseWork
+        Traffic for energy.
+    partials : array
+        Partial results the GPU sums per output value (1: results are complete).
+    pieces : array
+        Pieces each chunk group (head) is cut into by the dealing.
+    """
+
+    time_s: np.ndarray
+    work: PhaseWork
+    partials: np.ndarray
+    pieces: np.ndarray
+
+
+# -- COMP units (SPU, fp16 units): chunk groups -------------------------------------------
 
 def _mode_counts(hbm: HbmSpec, unit: PimUnit, mode: str, operand_bits: int) -> tuple:
     """REG_WRITE columns per bank (group start, other rounds) and RESULT_READ per bank."""
@@ -182,52 +264,99 @@ def _mode_counts(hbm: HbmSpec, unit: PimUnit, mode: str, operand_bits: int) -> t
     raise ValueError(f"unknown PIM mode {mode!r} (allowed: state_update, score, attend)")
 
 
-def round_shapes(hbm: HbmSpec, unit: PimUnit, mode: str) -> tuple[RoundShape, RoundShape]:
-    """Shapes of a group's first round and of its other rounds for ``mode``."""
+def comps_per_round(hbm: HbmSpec, unit: PimUnit, mode: str) -> int:
+    """COMPs (PIM column commands) one unit issues for one open row in each of its banks."""
+    tm = unit.mode(mode)
+    if tm.commands_per_column:
+        return tm.commands_per_column * hbm.columns_per_row * unit.banks_per_unit
+    return tm.comps_per_row_pair
+
+
+def round_shapes(hbm: HbmSpec, unit: PimUnit, mode: str, reg_first: int | None = None,
+                 reg_rest: int | None = None,
+                 reads: int | None = None) -> tuple[RoundShape, RoundShape]:
+    """Shapes of a group's (piece's) first round and of its other rounds for ``mode``.
+
+    REG_WRITE and RESULT_READ columns per bank default to the COMP units' counts
+    (:func:`_mode_counts`); a PCU passes its plan's.
+    """
     tm = unit.mode(mode)
     t = hbm.timing
-    start, steady, reads = _mode_counts(hbm, unit, mode, unit.format.bits_per_value)
+    if reg_first is None:
+        reg_first, reg_rest, reads = _mode_counts(hbm, unit, mode, unit.format.bits_per_value)
     banks = hbm.banks_per_pc
-    common = dict(comps=tm.comps_per_row_pair, comp_interval=tm.spu_cycles_per_comp * t.tCCD_L,
+    gap_every, gap = pcu_turnaround(hbm, unit, mode)
+    common = dict(comps=comps_per_round(hbm, unit, mode),
+                  comp_interval=tm.spu_cycles_per_comp * t.tCCD_L,
                   writeback_delay=(tm.pipeline_depth - 1) * t.tCCD_L,
                   result_delay=tm.pipeline_depth * t.tCCD_L,
-                  writes_back=(mode == "state_update"), result_reads=reads * banks)
-    return (RoundShape(reg_writes=start * banks, **common),
-            RoundShape(reg_writes=steady * banks, **common))
+                  writes_back=(mode == "state_update"), result_reads=reads * banks,
+                  gap_every=gap_every, gap=gap)
+    return (RoundShape(reg_writes=reg_first * banks, **common),
+            RoundShape(reg_writes=reg_rest * banks, **common))
 
 
-def layout(hbm: HbmSpec, unit: PimUnit, groups, chunks_per_group):
-    """Rounds of the busiest bank: (groups per bank, chunks per group), vectorised."""
-    groups = np.asarray(groups, dtype=np.int64)
-    return -(-groups // hbm.banks), np.asarray(chunks_per_group, dtype=np.int64)
+def deal(hbm: HbmSpec, unit: PimUnit, groups, rows, first: int, rest: int):
+    """Deal ``groups`` chunk groups of ``rows`` rows each to the banks (vectorised over rows).
+
+    Returns ``(pieces, per_bank, piece_rows)``: pieces per group, pieces on the busiest bank,
+    rows per piece. ``groups`` dealing: one piece. ``rows`` dealing: the ``p`` in
+    ``1..min(rows, MAX_PIECES)`` with the fewest busiest-bank cycles
+    ``ceil(groups p / banks) (first + (ceil(rows / p) - 1) rest)``; ties go to fewer pieces.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    groups = np.broadcast_to(np.asarray(groups, dtype=np.int64), rows.shape)
+    banks = hbm.banks
+    if unit.dealing == "groups":
+        return np.ones_like(rows), -(-groups // banks), rows
+    cand = np.arange(1, MAX_PIECES + 1, dtype=np.int64).reshape((-1,) + (1,) * rows.ndim)
+    piece_rows = -(-rows // cand)
+    pieces = -(-rows // piece_rows)                     # pieces actually needed
+    per_bank = -(-(groups * pieces) // banks)
+    cost = per_bank * (first + (piece_rows - 1) * rest)
+    cost = np.where(cand <= np.maximum(rows, 1), cost, np.iinfo(np.int64).max)
+    best = np.argmin(cost, axis=0)
+    pick = np.take_along_axis
+    return (pick(pieces, best[None], 0)[0], pick(per_bank, best[None], 0)[0],
+            pick(piece_rows, best[None], 0)[0])
 
 
-def phase_time_s(hbm: HbmSpec, unit: PimUnit, mode: str, groups, chunks_per_group) -> np.ndarray:
-    """Seconds of a PIM phase over ``groups`` chunk groups (whole memory), vectorised."""
-    first, rest = (round_cycles(hbm, s) for s in round_shapes(hbm, unit, mode))
-    per_bank, cpg = layout(hbm, unit, groups, chunks_per_group)
-    cycles = phase_cycles(hbm.timing, first, rest, per_bank, cpg)
-    return cycles / (hbm.clock_ghz * 1e9)
-
-
-def phase_work(hbm: HbmSpec, unit: PimUnit, mode: str, groups, chunks_per_group) -> "PhaseWork":
-    """Rows, sub-chunks, column accesses and COMP commands of a phase (whole memory)."""
-    groups = np.asarray(groups, dtype=np.int64)
-    cpg = np.asarray(chunks_per_group, dtype=np.int64)
+def _chunk_phase(hbm: HbmSpec, unit: PimUnit, mode: str, groups: int, cpg) -> Phase:
+    first_s, rest_s = round_shapes(hbm, unit, mode)
+    first, rest = round_cycles(hbm, first_s), round_cycles(hbm, rest_s)
+    cpg = np.asarray(cpg, dtype=np.int64)
+    pieces, per_bank, piece_rows = deal(hbm, unit, groups, cpg, first, rest)
+    cycles = phase_cycles(hbm.timing, first, rest, per_bank, piece_rows, refresh=hbm.refresh,
+                          max_postponed=hbm.max_postponed_refreshes)
     rows = groups * cpg
     sub = rows * hbm.columns_per_row
     start, steady, reads = _mode_counts(hbm, unit, mode, unit.format.bits_per_value)
     inside = sub * (2 if mode == "state_update" else 1)
-    io = groups * start + (rows - groups) * steady + rows * reads
-    # A COMP command drives every unit of a pseudo-channel: one per comps_per_row_pair for
-    # each row of every bank of the PC.
-    comps = rows * unit.mode(mode).comps_per_row_pair / hbm.banks_per_pc
-    return PhaseWork(rows=rows, subchunks=sub, column_accesses=inside + io, comps=comps)
+    starts = groups * pieces
+    regs = starts * start + (rows - starts) * steady
+    io = regs + rows * reads
+    # A COMP drives every unit of a pseudo-channel: comps_per_round for each row of every
+    # bank of the PC.
+    comps = rows * comps_per_round(hbm, unit, mode) / hbm.banks_per_pc
+    work = PhaseWork(rows=rows, subchunks=sub, column_accesses=inside + io, comps=comps,
+                     reg_writes=regs)
+    return Phase(time_s=cycles / (hbm.clock_ghz * 1e9), work=work,
+                 partials=np.ones_like(cpg), pieces=pieces)
+
+
+def phase_time_s(hbm: HbmSpec, unit: PimUnit, mode: str, groups, chunks_per_group) -> np.ndarray:
+    """Seconds of a COMP unit's phase over ``groups`` chunk groups (whole memory)."""
+    return _chunk_phase(hbm, unit, mode, groups, chunks_per_group).time_s
+
+
+def phase_work(hbm: HbmSpec, unit: PimUnit, mode: str, groups, chunks_per_group) -> PhaseWork:
+    """Rows, sub-chunks, column accesses and COMP commands of a COMP unit's phase."""
+    return _chunk_phase(hbm, unit, mode, groups, chunks_per_group).work
 
 
 def state_groups(hbm: HbmSpec, unit: PimUnit, batch: int, heads: int, dim_head: int,
                  dim_state: int) -> tuple[int, int]:
-    """Chunk groups and chunks per group of one layer's states (per GPU)."""
+    """Chunk groups and chunks per group of one layer's states (per GPU), COMP units."""
     values_per_col = hbm.column_bytes * 8 // unit.format.bits_per_value
     groups = batch * heads * ceil_div(dim_head, values_per_col)
     return groups, ceil_div(dim_state, hbm.columns_per_row)
@@ -240,3 +369,157 @@ def kv_groups(hbm: HbmSpec, unit: PimUnit, batch: int, heads: int, dim_head: int
     groups = batch * heads * ceil_div(dim_head, values_per_col)
     kv_len = np.asarray(kv_len, dtype=np.int64)
     return groups, -(-kv_len // hbm.columns_per_row)
+
+
+# -- HBM-PIM PCU: one head per group, traffic from quant.hbmpim_programs ---------------------
+
+def _programs():
+    from quant import hbmpim_programs
+    return hbmpim_programs
+
+
+_PLANS: dict = {}
+_BY_SHAPE: dict = {}
+
+
+def pcu_plan(mode: str, dim_head: int, length: int, per_element_decay: bool = False):
+    """``quant.hbmpim_programs.plan``, memoised on the head's shape and on its passes (the
+    plan is a function of the mode and :func:`quant.hbmpim_programs.passes` only)."""
+    shape = (mode, dim_head, length, per_element_decay)
+    if shape not in _BY_SHAPE:
+        key = (mode, tuple(_programs().passes(mode, dim_head, length)), per_element_decay)
+        if key not in _PLANS:
+            _PLANS[key] = _programs().plan(mode, dim_head, length,
+                                           per_element_decay=per_element_decay)
+        _BY_SHAPE[shape] = _PLANS[key]
+    return _BY_SHAPE[shape]
+
+
+@lru_cache(maxsize=None)
+def _turnaround_pattern(mode: str) -> tuple[int, int, int]:
+    """(commands, RD->WR switches, WR->RD switches) of one pass through ``mode``'s loop body.
+
+    Bank reads are RD commands, bank writes WR commands; an instruction that touches no bank
+    column may go out as either and takes the kind of the command before it (no switch).
+    """
+    hp = _programs()
+    prog = hp.PROGRAMS[mode]
+    body = prog[:-1] if prog[-2].op != hp.Op.JUMP else prog[prog[-2].target:-2]
+    kinds = []
+    for ins in body:
+        n = hp.instruction_commands(ins)
+        kind = "W" if ins.dst == hp.Opd.BANK else (
+            "R" if hp.Opd.BANK in (ins.src0, ins.src1, ins.src2) else None)
+        kinds += [kind] * n
+    known = [k for k in kinds if k]
+    if not known:
+        return len(kinds), 0, 0
+    prev = known[-1]                       # the loop repeats: the body follows itself
+    rw = wr = 0
+    for k in kinds:
+        k = k or prev
+        rw += prev == "R" and k == "W"
+        wr += prev == "W" and k == "R"
+        prev = k
+    return len(kinds), rw, wr
+
+
+def pcu_turnaround(hbm: HbmSpec, unit: PimUnit, mode: str) -> tuple[int, int]:
+    """``(gap_every, gap)`` of a PCU's COMPs in ``mode``: the extra cycles of the program's
+    RD->WR and WR->RD switches beyond tCCD_L, charged once per data column (every
+    ``commands_per_column`` commands). ``(0, 0)`` for COMP units, switch-free programs and
+    ``PimUnit.turnaround == "free"`` (an ablation)."""
+    tm = unit.mode(mode)
+    if not tm.commands_per_column or unit.turnaround == "free":
+        return 0, 0
+    t = hbm.timing
+    cmds, rw, wr = _turnaround_pattern(mode)
+    if not rw + wr:
+        return 0, 0
+    columns = cmds // tm.commands_per_column if cmds % tm.commands_per_column == 0 else 0
+    if not columns or rw % columns or wr % columns:
+        raise ValueError(f"{unit.key} {mode}: {rw}+{wr} read/write switches in {cmds} "
+                         f"commands do not repeat per column of {tm.commands_per_column}")
+    gap = (rw * max(0, t.read_to_write - t.tCCD_L)
+           + wr * max(0, t.write_to_read - t.tCCD_L)) // columns
+    return tm.commands_per_column, gap
+
+
+def _pcu_phase(hbm: HbmSpec, unit: PimUnit, mode: str, heads_total: int, dim_head: int,
+               lengths, decay: bool) -> Phase:
+    shape = np.shape(lengths)
+    lengths = np.atleast_1d(np.asarray(lengths, dtype=np.int64))
+    quantum = _programs().LANES if mode == "state_update" else 1
+    uniq, inverse = np.unique(lengths, return_inverse=True)
+    fulls = [pcu_plan(mode, dim_head, int(n), decay) for n in uniq]
+    full_rows = np.array([p.rows for p in fulls], dtype=np.int64)
+    # Choose the pieces on the full plan's rows (per-round traffic spread evenly).
+    probe_first, _ = round_shapes(hbm, unit, mode, 0, 0, 0)
+    base = round_cycles(hbm, probe_first)
+    pieces, _, _ = deal(hbm, unit, heads_total, full_rows, base, base)
+    out = {k: np.zeros(len(uniq)) for k in ("rows", "data", "acc", "cmds", "regs")}
+    npieces = np.zeros(len(uniq), dtype=np.int64)
+    shapes = np.zeros((len(uniq), 4), dtype=np.int64)       # reg, reads, per_bank, rows
+    for j, n in enumerate(uniq):
+        p = int(pieces[j])
+        piece_len = ceil_div(ceil_div(int(n), p), quantum) * quantum
+        p = ceil_div(int(n), piece_len)
+        piece = pcu_plan(mode, dim_head, piece_len, decay)
+        shapes[j] = (ceil_div(piece.reg_write_columns, piece.rows),
+                     ceil_div(piece.result_read_columns, piece.rows),
+                     ceil_div(heads_total * p, hbm.banks), piece.rows)
+        # Traffic: p pieces of piece_len (the last one may be up to p - 1 quanta shorter:
+        # counted full, like its rounds).
+        out["rows"][j] = p * piece.rows
+        out["data"][j] = p * piece.data_columns
+        out["acc"][j] = p * (piece.data_columns + piece.bank_writes + piece.reg_write_columns
+                             + piece.result_read_columns)
+        out["cmds"][j] = p * piece.compute_commands
+        out["regs"][j] = p * piece.reg_write_columns
+        npieces[j] = p
+    # Rounds: one shape per (REG_WRITE, RESULT_READ) columns per bank, vectorised per shape.
+    out["cycles"] = np.zeros(len(uniq), dtype=np.int64)
+    for reg, reads in np.unique(shapes[:, :2], axis=0):
+        sel = (shapes[:, 0] == reg) & (shapes[:, 1] == reads)
+        first_s, _ = round_shapes(hbm, unit, mode, int(reg), int(reg), int(reads))
+        cyc = round_cycles(hbm, first_s)
+        out["cycles"][sel] = phase_cycles(hbm.timing, cyc, cyc, shapes[sel, 2], shapes[sel, 3],
+                                          refresh=hbm.refresh,
+                                          max_postponed=hbm.max_postponed_refreshes)
+    units_per_pc = hbm.banks_per_pc // unit.banks_per_unit
+
+    def per_length(values):                 # back to the shape of ``lengths`` (0-d: scalar)
+        return np.reshape(values[inverse], shape)
+    work = PhaseWork(rows=heads_total * per_length(out["rows"]),
+                     subchunks=heads_total * per_length(out["data"]),
+                     column_accesses=heads_total * per_length(out["acc"]),
+                     comps=heads_total * per_length(out["cmds"]) / units_per_pc,
+                     reg_writes=heads_total * per_length(out["regs"]))
+    pieces_all = per_length(npieces)
+    partials = pieces_all if mode == "attend" else np.ones_like(pieces_all)
+    return Phase(time_s=per_length(out["cycles"]) / (hbm.clock_ghz * 1e9), work=work,
+                 partials=partials, pieces=pieces_all)
+
+
+# -- one entry point ----------------------------------------------------------------------
+
+def phase(hbm: HbmSpec, unit: PimUnit, mode: str, batch: int, heads: int, dim_head: int,
+          length, per_element_decay: bool = False) -> Phase:
+    """A PIM phase of one layer on one GPU's memory.
+
+    ``length`` is dim_state (state update) or the KV length(s) (score, attend; an array over
+    the output steps). ``partials``: for COMP units the GPU sums ``ceil(dim_head / values
+    per column)`` partial dot products per state column / score and one partial accumulator
+    per chunk (attend); a PCU accumulates over dim_head itself, and its attend leaves one
+    partial per piece.
+    """
+    if unit.is_pcu:
+        return _pcu_phase(hbm, unit, mode, batch * heads, dim_head, length, per_element_decay)
+    if mode == "state_update":
+        groups, cpg = state_groups(hbm, unit, batch, heads, dim_head, length)
+    else:
+        groups, cpg = kv_groups(hbm, unit, batch, heads, dim_head, length)
+    ph = _chunk_phase(hbm, unit, mode, groups, cpg)
+    per_head = groups // (batch * heads)
+    partials = np.asarray(cpg) if mode == "attend" else np.full(np.shape(cpg), per_head)
+    return Phase(time_s=ph.time_s, work=ph.work, partials=partials, pieces=ph.pieces)

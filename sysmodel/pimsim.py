@@ -2,7 +2,9 @@
 
 It issues every command of every round (ACT4, REG_WRITE, COMP, write-back, PRECHARGES,
 RESULT_READ, REF) at the earliest cycle allowed by per-bank state, the rolling tFAW window,
-the data bus and the refresh schedule, and records a command log. It is the reference the
+the data bus, the COMP spacing (incl. a PCU program's read/write turnaround gaps) and the
+refresh rule (``postponed``: owed REFs at each round boundary; ``window``: no round crosses a
+tREFI window's refresh), and records a command log. It is the reference the
 closed form of :mod:`sysmodel.pim` is tested against (and the log is what the protocol checks
 in the tests read); sweeps use the closed form.
 """
@@ -56,13 +58,21 @@ class PseudoChannelSim:
         Memory organisation and timing.
     """
 
-    def __init__(self, hbm: HbmSpec):
+    def __init__(self, hbm: HbmSpec, refresh: str | None = None,
+                 max_postponed: int | None = None):
         self.hbm = hbm
         self.t = hbm.timing
+        self.refresh = hbm.refresh if refresh is None else refresh
+        self.max_postponed = (hbm.max_postponed_refreshes if max_postponed is None
+                              else max_postponed)
+        if self.refresh not in ("postponed", "window"):
+            raise ValueError(f"unknown refresh rule {self.refresh!r} "
+                             "(allowed: postponed, window)")
         self.state = _State([_Bank() for _ in range(hbm.banks_per_pc)])
         self.log: list[Command] = []
         self.now = 0
         self.period = 0
+        self.refreshes = 0
 
     # -- constraint helpers -------------------------------------------------------------
     def _faw_ok(self, st: _State, time: int, count: int) -> int:
@@ -101,9 +111,10 @@ class PseudoChannelSim:
         all_banks = tuple(range(len(st.banks)))
         time = max(reg_done, *(b.act + t.tRCD for b in st.banks))
         last_comp = None
-        for _ in range(shape.comps):
+        for i in range(shape.comps):
             if last_comp is not None:
-                time = max(time, last_comp + shape.comp_interval, last_comp + t.tCCD_L)
+                gap = shape.gap if shape.gap_every and i % shape.gap_every == 0 else 0
+                time = max(time, last_comp + shape.comp_interval + gap, last_comp + t.tCCD_L)
             for b in st.banks:
                 b.last_read = time
                 if shape.writes_back:
@@ -131,8 +142,21 @@ class PseudoChannelSim:
         return end, log
 
     # -- public --------------------------------------------------------------------------
+    def _issue_due_refreshes(self) -> None:
+        """``postponed`` rule: at a round boundary, issue every REF due by now."""
+        t = self.t
+        while (self.refreshes + 1) * t.tREFI <= self.now:
+            ref_time = max(self.now, *(b.ready for b in self.state.banks))
+            self.log.append(Command(ref_time, "REF", tuple(range(len(self.state.banks))), -1))
+            self.refreshes += 1
+            self.now = ref_time + t.tRFC
+            for b in self.state.banks:
+                b.ready = max(b.ready, self.now)
+
     def run(self, shapes) -> int:
         """Run rounds back to back; return the cycle at which the last one ends."""
+        if self.refresh == "postponed":
+            return self._run_postponed(shapes)
         t = self.t
         for index, shape in enumerate(shapes):
             trial = self.state.copy()
@@ -154,9 +178,24 @@ class PseudoChannelSim:
             self.now = end
         return self.now
 
+    def _run_postponed(self, shapes) -> int:
+        limit = self.max_postponed * self.t.tREFI
+        for index, shape in enumerate(shapes):
+            if index:
+                self._issue_due_refreshes()
+            start = self.now
+            end, log = self._schedule_round(self.state, start, shape, index)
+            if end - start > limit:
+                raise ValueError(f"a round of {end - start} cycles would owe more than "
+                                 f"{self.max_postponed} refreshes")
+            self.log.extend(log)
+            self.now = end
+        return self.now
+
 
 def simulate_phase(hbm: HbmSpec, first: RoundShape, rest: RoundShape, groups: int,
-                   chunks_per_group: int) -> tuple[int, list]:
+                   chunks_per_group: int, refresh: str | None = None,
+                   max_postponed: int | None = None) -> tuple[int, list]:
     """Simulate ``groups`` chunk groups of ``chunks_per_group`` rounds on one PC.
 
     Returns
@@ -166,7 +205,7 @@ def simulate_phase(hbm: HbmSpec, first: RoundShape, rest: RoundShape, groups: in
     log : list of Command
         Every command issued.
     """
-    sim = PseudoChannelSim(hbm)
+    sim = PseudoChannelSim(hbm, refresh, max_postponed)
     shapes = [first if i == 0 else rest for _ in range(groups) for i in range(chunks_per_group)]
     cycles = sim.run(shapes)
     return cycles, sim.log

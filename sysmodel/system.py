@@ -110,39 +110,35 @@ class Result:
         return row
 
 
-def _pim_cost(gpu: GpuSpec, unit: PimUnit, mode: str, groups, cpg) -> Cost:
-    hbm = gpu.memory
-    work = pim.phase_work(hbm, unit, mode, groups, cpg)
-    return Cost(time_s=pim.phase_time_s(hbm, unit, mode, groups, cpg),
-                pim_activations=work.rows, pim_columns=work.column_accesses,
+def _pim_cost(ph: pim.Phase) -> Cost:
+    work = ph.work
+    return Cost(time_s=ph.time_s, pim_activations=work.rows, pim_columns=work.column_accesses,
                 pim_comps=work.comps)
 
 
 def pim_state_update_cost(gpu: GpuSpec, unit: PimUnit, op: StateUpdate) -> Cost:
     """State update in PIM, plus the GPU summing the partial outputs."""
-    groups, cpg = pim.state_groups(gpu.memory, unit, op.batch, op.heads, op.dim_head,
-                                   op.dim_state)
-    partials = op.batch * op.heads * op.dim_state * (groups // (op.batch * op.heads))
-    return (_pim_cost(gpu, unit, "state_update", groups, cpg)
-            + elementwise_cost(gpu, 0.0, op.output_bytes, partials))
+    ph = pim.phase(gpu.memory, unit, "state_update", op.batch, op.heads, op.dim_head,
+                   op.dim_state, per_element_decay=op.vector_gate)
+    partials = op.batch * op.heads * op.dim_state * float(np.max(ph.partials))
+    return _pim_cost(ph) + elementwise_cost(gpu, 0.0, op.output_bytes, partials)
 
 
 def pim_attention_cost(gpu: GpuSpec, unit: PimUnit, op: Attention, kv_len: np.ndarray) -> Cost:
     """Attention in PIM: append K/V, score in PIM, softmax on the GPU, attend in PIM."""
     hbm = gpu.memory
-    groups, cpg = pim.kv_groups(hbm, unit, op.batch, op.heads, op.dim_head, kv_len)
+    score = pim.phase(hbm, unit, "score", op.batch, op.heads, op.dim_head, kv_len)
+    attend = pim.phase(hbm, unit, "attend", op.batch, op.heads, op.dim_head, kv_len)
     rows = op.batch * op.heads
-    per_head = groups // rows
     kv_len = np.asarray(kv_len, dtype=np.float64)
     append = elementwise_cost(gpu, 0.0, 2.0 * rows * op.dim_head * unit.format.bytes_per_value,
                               0.0)
     # Softmax: sum the partial scores, exponentiate, normalise; scores go back as REG_WRITEs.
     softmax = elementwise_cost(gpu, 0.0, rows * kv_len * ACT_BYTES,
-                               rows * kv_len * (per_head + SOFTMAX_OPS))
+                               rows * kv_len * (score.partials + SOFTMAX_OPS))
     reduce_out = elementwise_cost(gpu, 0.0, rows * op.dim_head * ACT_BYTES,
-                                  rows * op.dim_head * cpg)
-    return (append + _pim_cost(gpu, unit, "score", groups, cpg) + softmax
-            + _pim_cost(gpu, unit, "attend", groups, cpg) + reduce_out)
+                                  rows * op.dim_head * attend.partials)
+    return append + _pim_cost(score) + softmax + _pim_cost(attend) + reduce_out
 
 
 def memory_parts_gb(model: ModelSpec, system: SystemSpec, point: Point) -> dict:

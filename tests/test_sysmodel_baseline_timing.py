@@ -1,5 +1,8 @@
 """The system model reads the measured timing of the fp16 baseline units (written by their
-co-simulation into the SPU timing file) instead of the brief-derived defaults."""
+co-simulation into the SPU timing file) instead of the brief-derived defaults.
+
+The naive 8-cycle unit is an ablation only (``timemux_fp16_naive``); the old key
+``hbmpim_fp16`` is nobody's name any more."""
 
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ ENTRY = {"cycles_per_subchunk": 8, "values_per_subchunk": 16, "banks_per_unit": 
 
 def test_measured_baseline_overrides_state_update(tmp_path):
     rtl = tmp_path / "spu_timing.yaml"
-    rtl.write_text(yaml.safe_dump({"hbmpim_fp16": ENTRY}))
+    rtl.write_text(yaml.safe_dump({"timemux_fp16_naive": ENTRY}))
     hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
-    unit = hw.units["hbm_pim_tm_fp16"]
+    unit = hw.units["timemux_fp16_naive"]
     su = unit.mode("state_update")
     assert (su.spu_cycles_per_comp, su.comps_per_row_pair, su.pipeline_depth) == (8, 64, 8)
     assert su.vectors_checked == 128 and su.source == str(rtl)
@@ -43,7 +46,21 @@ def test_committed_timing_file_has_every_baseline():
     missing = [u for u in RTL_BASELINES if u not in data]
     assert not missing, f"{committed} lacks the RTL-measured timing of {missing}"
     hw = load_hardware(timing_files=(committed,) + DEFAULTS)
-    for unit in ("hbm_pim_tm_fp16", "per_bank_tm_fp16", "per_bank_pipelined_fp16"):
+    for unit in ("timemux_fp16_naive", "per_bank_tm_fp16", "per_bank_pipelined_fp16"):
         su = hw.units[unit].mode("state_update")
         assert su.source == str(committed) and su.vectors_checked > 0
     assert hw.units["per_bank_pipelined_fp16"].mode("state_update").spu_cycles_per_comp == 2
+
+
+def test_old_hbmpim_fp16_key_is_not_hbm_pim(tmp_path):
+    """Nothing calls the naive unit HBM-PIM: the old key feeds no unit."""
+    rtl = tmp_path / "spu_timing.yaml"
+    rtl.write_text(yaml.safe_dump({"hbmpim_fp16": ENTRY}))
+    hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
+    assert all(tm.source != str(rtl) for u in hw.units.values() for _, tm in u.timing)
+    assert "hbmpim_fp16" not in RTL_BASELINES
+    assert hw.system("GPU+PIM").pim_unit.key == "hbmpim_pcu"
+    assert hw.system("GPU+PIM (naive)").pim_unit.key == "timemux_fp16_naive"
+    assert hw.system("Time-multiplexed").pim_unit.key == "hbmpim_pcu_perbank"
+    for unit in hw.units.values():
+        assert "HBM-PIM" not in unit.description or unit.is_pcu

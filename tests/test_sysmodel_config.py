@@ -16,8 +16,8 @@ from sysmodel.workload import load_models
 
 DEFAULTS = (CONFIG_DIR / "spu_timing_defaults.yaml",)
 ANALOG = ("tRP", "tRAS", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC", "tFAW", "tRCD", "tRC",
-          "tRRD_S", "tRRD_L")
-BUS = ("tCCD_S", "tCCD_L", "burst")
+          "tRRD_S", "tRRD_L", "CL", "CWL", "tWTR_L")
+BUS = ("tCCD_S", "tCCD_L", "burst", "tRPRE")
 
 
 def test_brief_hbm2e_timings_verbatim():
@@ -103,6 +103,23 @@ def _edit(path: Path, fn) -> None:
      "units.pimba_spu.timing_unit"),
     ("spu_timing_defaults.yaml", lambda d: d["units"]["spu"]["score"].pop("utilization"),
      "units.spu.score.utilization"),
+    ("hbm.yaml", lambda d: d["hbm3_h100"].update(refresh="sometimes"),
+     "hbm3_h100.refresh: unknown value 'sometimes'"),
+    ("hbm.yaml", lambda d: d["hbm2e_a100"].update(max_postponed_refreshes=9),
+     "hbm2e_a100.max_postponed_refreshes"),
+    ("hbm.yaml", lambda d: d["hbm2e_a100"].pop("refresh"), "hbm2e_a100.refresh: missing key"),
+    ("hbm.yaml", lambda d: d["hbm2e_a100"]["timing"].pop("tWTR_L"), "hbm2e_a100.timing.tWTR_L"),
+    ("pim.yaml", lambda d: d.update(bank_dealing="row"), "bank_dealing: unknown value 'row'"),
+    ("pim.yaml", lambda d: d.update(pcu_turnaround=False), "pcu_turnaround"),
+    ("pim.yaml", lambda d: d["units"]["hbmpim_pcu"].update(banks_per_unit=1),
+     "units.hbmpim_pcu.banks_per_unit: 1 but the timing file's hbmpim_pcu"),
+    ("spu_timing_defaults.yaml",
+     lambda d: d["hbmpim_pcu"]["score"].update(commands_per_column=0),
+     "hbmpim_pcu.score.commands_per_column"),
+    ("spu_timing_defaults.yaml", lambda d: d["hbmpim_pcu"]["attend"].update(cycles=3),
+     "hbmpim_pcu.attend.cycles: unknown key"),
+    ("spu_timing_defaults.yaml", lambda d: d["hbmpim_pcu_perbank"].pop("lanes"),
+     "hbmpim_pcu_perbank.lanes: missing key"),
 ])
 def test_validation_error_names_file_and_key(tmp_path, file, edit, expected):
     root = _copy_configs(tmp_path)
@@ -142,7 +159,7 @@ def test_timing_file_precedence(tmp_path):
     assert spu.mode("state_update").source == str(rtl)
     assert spu.mode("score").comps_per_row_pair == 64            # from the defaults
     assert spu.mode("score").source.endswith("spu_timing_defaults.yaml")
-    assert hw.units["hbm_pim_tm_fp16"].mode("state_update").spu_cycles_per_comp == 4
+    assert hw.units["timemux_fp16_naive"].mode("state_update").spu_cycles_per_comp == 4
     assert TIMING_FILES[0].parts[-3:] == ("build", "sim", "spu_timing.yaml")
     assert TIMING_FILES[1].parts[-2:] == ("hw", "spu_timing.yaml")
 
