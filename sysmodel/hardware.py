@@ -34,6 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from cosim.spu_timing import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
+from cosim.spu_timing import PCU_KEYS as PCU_MODE_KEYS
+from cosim.spu_timing import PCU_UNITS
 
 from .config import CONFIG_DIR, ConfigError, Section, load_yaml
 
@@ -53,9 +55,8 @@ RTL_BASELINES = {"timemux_fp16_naive": "shared_time_multiplexed_fp16",
                  "timemux_fp16_perbank": "per_bank_time_multiplexed_fp16",
                  "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
 #: HBM-PIM PCU units of the timing file (their key is also their timing unit) and the keys of
-#: one mode's entry.
-PCU_UNITS = ("hbmpim_pcu", "hbmpim_pcu_perbank")
-PCU_MODE_KEYS = ("commands_per_column", "pipeline_depth", "vectors_checked")
+#: one mode's entry: :data:`PCU_UNITS`, :data:`PCU_MODE_KEYS`, from the writer
+#: (cosim/spu_timing.py).
 TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
                 "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst", "CL", "CWL", "tWTR_L",
                 "tRPRE")
@@ -437,7 +438,8 @@ def _timing_entries(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping (allowed: modes or units:)")
     top = Section(data, str(path))
-    top.check_keys([], ("source", "units") + MODES + tuple(RTL_BASELINES))  # no typo ignored
+    top.check_keys([], ("source", "units") + MODES + tuple(RTL_BASELINES)  # no typo ignored
+                   + PCU_UNITS)
     units: dict[str, Section] = {}
     if any(m in data for m in MODES):
         units["spu"] = top

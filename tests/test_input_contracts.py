@@ -255,9 +255,9 @@ def test_docs_node_examples_are_supported():
     ("scroe:\n  pipeline_depth: 1\n", "scroe: unknown key"),
     ("state_update: {pipeline_depth: 12, spu_cycles_per_comp: 1, comps_per_row_pair: 64,"
      " utilization: 1.0, vectors_checked: 1, extra: 3}\n", "state_update.extra: unknown key"),
-    ("hbmpim_fp16: {cycles_per_subchunk: 8, values_per_subchunk: 16, banks_per_unit: 2,"
+    ("timemux_fp16_naive: {cycles_per_subchunk: 8, values_per_subchunk: 16, banks_per_unit: 2,"
      " comps_per_row_pair: 64, pipeline_depth: 8, utilization: 0.125, vectors_checked: 1,"
-     " cycles_per_subchnk: 3}\n", "hbmpim_fp16.cycles_per_subchnk: unknown key"),
+     " cycles_per_subchnk: 3}\n", "timemux_fp16_naive.cycles_per_subchnk: unknown key"),
 ], ids=["section", "mode-key", "baseline-key"])
 def test_timing_file_typos_refused(tmp_path, capsys, text, needle):
     from sysmodel.cli import main

@@ -53,11 +53,12 @@ def test_committed_timing_file_has_every_baseline():
 
 
 def test_old_hbmpim_fp16_key_is_not_hbm_pim(tmp_path):
-    """Nothing calls the naive unit HBM-PIM: the old key feeds no unit."""
+    """Nothing calls the naive unit HBM-PIM: a timing file with the old key is refused."""
     rtl = tmp_path / "spu_timing.yaml"
     rtl.write_text(yaml.safe_dump({"hbmpim_fp16": ENTRY}))
-    hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
-    assert all(tm.source != str(rtl) for u in hw.units.values() for _, tm in u.timing)
+    with pytest.raises(ConfigError, match="hbmpim_fp16: unknown key"):
+        load_hardware(timing_files=(rtl,) + DEFAULTS)
+    hw = load_hardware(timing_files=DEFAULTS)
     assert "hbmpim_fp16" not in RTL_BASELINES
     assert hw.system("GPU+PIM").pim_unit.key == "hbmpim_pcu"
     assert hw.system("GPU+PIM (naive)").pim_unit.key == "timemux_fp16_naive"
