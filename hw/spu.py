@@ -75,13 +75,18 @@ class Reg(enum.IntEnum):
     K = 2          #: key sub-chunk (state update)
     V = 3          #: v of the chunk (state update) / scores of the row (attend), one per column
     MODE = 4       #: ``i_data[0:2]`` = :class:`Mode`, ``i_data[2]`` = stochastic rounding
-    ACC_CLEAR = 5  #: zero the bank's attend accumulator (all its partials)
+    ACC_CLEAR = 5  #: zero the bank's attend accumulator (all its partials; attend mode only)
 
 
 class Mode(enum.IntEnum):
     STATE_UPDATE = 0
     SCORE = 1
     ATTEND = 2
+
+
+#: Operand registers that attend mode does not read; they hold the bank's attend partials
+#: (partial k in ``ATTEND_PARTIAL_REGS[k]``), so the partials cost no storage of their own.
+ATTEND_PARTIAL_REGS = (Reg.D, Reg.K, Reg.Q)
 
 
 def reg_addr(reg: Reg | int, bank: int) -> int:
@@ -163,6 +168,9 @@ class Spu(wiring.Component):
                                 seed=self._seeds["mul_outer"])
         self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
         self._dot = MxDot()
+        if ATTEND_PARTIALS > len(ATTEND_PARTIAL_REGS):
+            raise ValueError(f"quant.spe.ATTEND_PARTIALS ({ATTEND_PARTIALS}) exceeds the "
+                             f"operand registers free in attend mode ({len(ATTEND_PARTIAL_REGS)})")
         if COLUMNS != ATTEND_ROW or COLUMNS % ATTEND_PARTIALS:
             raise ValueError(f"quant.spe.ATTEND_ROW ({ATTEND_ROW}) must equal the columns per "
                              f"row ({COLUMNS}), a multiple of ATTEND_PARTIALS "
@@ -265,8 +273,10 @@ class Spu(wiring.Component):
         opnd = {r: [Signal(COLUMN_BITS, name=f"reg_{r.name.lower()}{b}") for b in range(BANKS)]
                 for r in (Reg.D, Reg.Q, Reg.K, Reg.V)}
         n_part = self.attend_partials
-        acc = [[Signal(COLUMN_BITS, name=f"acc{b}_{k}") for k in range(n_part)]
-               for b in range(BANKS)]
+        # The attend partials live in operand registers that attend mode does not use
+        # (ATTEND_PARTIAL_REGS): no storage of their own (docs/spu.md, "leaner SPU").
+        acc = [[opnd[r][b] for r in ATTEND_PARTIAL_REGS[:n_part]] for b in range(BANKS)]
+        part_regs = {int(r) for r in ATTEND_PARTIAL_REGS[:n_part]}
         fold_pend = Signal()
         fold_it = Signal(range(max(1, self.fold_iterations)))
         rd_bank = Signal()
@@ -479,13 +489,15 @@ class Spu(wiring.Component):
             wp.data.eq(dot.o_p),
         ]
         is_rr = self.i_cmd == Cmd.RESULT_READ
-        r_acc = Signal(COLUMN_BITS)
+        r_bank = Signal()
         r_att = Signal()
         m.d.comb += rp.addr.eq(self.i_addr[:6])
         m.d.sync += self.o_rvalid.eq(is_rr)
         with m.If(is_rr):
-            m.d.sync += [r_att.eq(att), r_acc.eq(sel([a[0] for a in acc], self.i_addr[5]))]
-        m.d.comb += self.o_rdata.eq(Mux(r_att, r_acc, rp.data))
+            m.d.sync += [r_att.eq(att), r_bank.eq(self.i_addr[5])]
+        # attend: the accumulator as it is after the request cycle (like the result memory's
+        # transparent read), read through the bank multiplexer, with no 256-bit output register
+        m.d.comb += self.o_rdata.eq(Mux(r_att, sel([a[0] for a in acc], r_bank), rp.data))
 
         # ---- REG_WRITE and hazards ----------------------------------------------------------
         is_rw = self.i_cmd == Cmd.REG_WRITE
@@ -501,12 +513,16 @@ class Spu(wiring.Component):
         # q (dot input) and the accumulator: conservatively, any operation of the bank before
         # the dot product / accumulator update.
         late = pending([f_tag, *mul_tags, *add_tags], w_bank) | fold_pend
+        # in attend mode the registers holding the partials must not be written
+        owned = att & Cat(*(w_reg == r for r in sorted(part_regs))).any()
         hazard = Signal()
         with m.Switch(w_reg):
             with m.Case(int(Reg.D), int(Reg.K), int(Reg.V)):
-                m.d.comb += hazard.eq(early)
-            with m.Case(int(Reg.Q), int(Reg.ACC_CLEAR)):
-                m.d.comb += hazard.eq(late)
+                m.d.comb += hazard.eq(early | owned)
+            with m.Case(int(Reg.Q)):
+                m.d.comb += hazard.eq(late | owned)
+            with m.Case(int(Reg.ACC_CLEAR)):
+                m.d.comb += hazard.eq(late | ~att)
             with m.Case(int(Reg.MODE)):
                 m.d.comb += hazard.eq(busy | (self.i_data[:2] > int(Mode.ATTEND)))
             with m.Default():
@@ -522,12 +538,15 @@ class Spu(wiring.Component):
                                 m.d.sync += opnd[r][b].eq(self.i_data)
                 with m.Case(int(Reg.MODE)):
                     m.d.sync += [mode.eq(self.i_data[:2]), stoch.eq(self.i_data[2]),
-                                 rd_bank.eq(0), *(c.eq(0) for c in colptr),
-                                 *(p.eq(0) for a in acc for p in a)]
+                                 rd_bank.eq(0), *(c.eq(0) for c in colptr)]
+                    # entering attend mode clears the partials (the d/k registers)
+                    with m.If(self.i_data[:2] == int(Mode.ATTEND)):
+                        m.d.sync += [p.eq(0) for a in acc for p in a]
                 with m.Case(int(Reg.ACC_CLEAR)):
-                    for b in range(BANKS):
-                        with m.If(w_bank == b):
-                            m.d.sync += [p.eq(0) for p in acc[b]]
+                    with m.If(att):
+                        for b in range(BANKS):
+                            with m.If(w_bank == b):
+                                m.d.sync += [p.eq(0) for p in acc[b]]
         return m
 
 

@@ -243,7 +243,22 @@ def test_illegal_register_writes_flag_o_err():
         await cmd(Cmd.REG_WRITE, reg_addr(Reg.ACC_CLEAR, 1), 0)
         assert ctx.get(dut.o_err)
 
-    for script in (q_in_flight, v_before_use, v_after_last_comp, bad_mode, clear_during_fold):
+    async def partial_regs_in_attend(ctx, dut, cmd):
+        # attend keeps its partials in the d and k registers: writing them is illegal there
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("attend", False))
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.V, 0), 1)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.Q, 1), 1)
+        assert not ctx.get(dut.o_err)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.K, 1), 1)
+        assert ctx.get(dut.o_err)
+
+    async def acc_clear_outside_attend(ctx, dut, cmd):
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("state_update", False))
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.ACC_CLEAR, 0), 0)
+        assert ctx.get(dut.o_err)
+
+    for script in (q_in_flight, v_before_use, v_after_last_comp, bad_mode, clear_during_fold,
+                   partial_regs_in_attend, acc_clear_outside_attend):
         _protocol(script)
 
 
