@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 from hw.spu import Cmd, Reg, comp_addr, mode_word, reg_addr, result_addr
 
-from .spu_model import (COLUMNS, SpuModel, SpuWorkload, comp_order, pair_attend, pair_score,
-                        pair_state_update, words_of, zero_acc)
+from .spu_model import (COLUMNS, SpuModel, SpuWorkload, acc_words, comp_order, new_acc,
+                        pair_attend, pair_score, pair_state_update, words_of)
 
 __all__ = ["Sample", "SpuBench", "workload_size"]
 
@@ -206,7 +206,7 @@ class SpuBench:
         self.pair_rounds = {p: [] for p in range(w.pairs)}
         for p in range(w.pairs):
             stoch = w.stochastic[p]
-            acc = [zero_acc(), zero_acc()]
+            acc = new_acc(self.spu.attend_partials)
             for r in range(w.C):
                 await self._between(p, r, prev, acc_prev if r == 0 else None, stoch)
                 acc_prev = None
@@ -216,7 +216,7 @@ class SpuBench:
                 await self._comps(rnd, timing)
                 prev = (p, r)
             if self.mode == "attend":
-                acc_prev = (p, [words_of(a)[0] for a in acc])
+                acc_prev = (p, acc_words(acc))
         await self._between(None, None, prev, acc_prev, False)
         for _ in range(3):
             await self.step()
@@ -253,7 +253,7 @@ class SpuBench:
             e = self.model.score_round(rows, ops, order)
         else:
             e = self.model.attend_round(rows, ops, acc, stoch, order)
-            e["acc"] = [words_of(a)[0] for a in acc]
+            e["acc"] = acc_words(acc)
         e.update(pair=p, round=r, reads=[], writes=[], stoch=stoch, ops=ops)
         if "wb" in e:
             e["new_rows"] = ([e["wb"][(0, c)] for c in range(COLUMNS)],

@@ -23,11 +23,11 @@ import torch
 
 from quant.mx8 import GROUP, MX8, MX8Scalar, encode, from_words, to_words
 from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
-from quant.spe import (SPEConfig, add, attention_attend, attention_score, dot, mul,
-                       mul_scalar, state_update)
+from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attention_score,
+                       dot, mul, mul_scalar, state_update)
 
 __all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource", "QueueSource",
-           "comp_order", "words_of", "mx_of"]
+           "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
 
 COLUMNS = 32       # sub-chunks per row
 SUB = 32           # values per sub-chunk
@@ -273,20 +273,46 @@ class SpuModel:
         part = dot(Kx, Q).words()
         return {"order": order, "partial": [int(x) for x in part.flatten().tolist()]}
 
-    def attend_round(self, rows, ops, acc: list[MX8], stoch: bool, order=None) -> dict:
-        """One attend row pair; ``acc[b]`` (MX8 ``(1, 2)``) is updated in place."""
+    def attend_round(self, rows, ops, acc: list[list[MX8]], stoch: bool, order=None) -> dict:
+        """One attend row pair; ``acc[b][k]`` (partial ``k`` of bank ``b``, MX8 ``(1, 2)``) is
+        updated in place: column ``c`` into partial ``c mod P``, then the fold of each bank
+        (partial k into partial 0, k = 1 .. P-1; bank A then B per step), as the adder sees
+        them (``quant.spe.attention_attend``'s order; the adder's random bits: the 64 COMPs,
+        then the fold steps)."""
         order = order or comp_order()
         cfg = self.cfg[stoch]
         n = len(order)
-        bits = {s: self._bits(s, n, stoch) for s in ("mul_outer", "add")}
+        nparts = len(acc[0])
+        folds = 2 * (nparts - 1)
+        bits = {"mul_outer": self._bits("mul_outer", n, stoch),
+                "add": self._bits("add", n + folds, stoch)}
+
+        def add_bits(i):
+            return None if bits["add"] is None else bits["add"][i:i + 1]
+
         V = mx_of([rows[b][c] for b, c in order])
         s = _pick_scalars([ops[b]["v"] for b, _ in order], [c for _, c in order])
-        for i, (b, _) in enumerate(order):
+        for i, (b, c) in enumerate(order):
             sl = slice(i, i + 1)
             prod = mul_scalar(V[sl], MX8Scalar(s.exp[sl], s.mu[sl], s.sign[sl], s.mag[sl]),
                               cfg, None if bits["mul_outer"] is None else bits["mul_outer"][sl])
-            acc[b] = add(acc[b], prod, cfg, None if bits["add"] is None else bits["add"][sl])
-        return {"order": order, "bits": bits}
+            k = c % nparts
+            acc[b][k] = add(acc[b][k], prod, cfg, add_bits(i))
+        for f in range(folds):
+            k, b = divmod(f, 2)
+            acc[b][0] = add(acc[b][0], acc[b][k + 1], cfg, add_bits(n + f))
+            acc[b][k + 1] = zero_acc()
+        return {"order": order, "bits": bits, "folds": folds}
+
+
+def new_acc(partials: int = ATTEND_PARTIALS) -> list[list[MX8]]:
+    """Zero partial accumulators of both banks: ``[bank][partial]``."""
+    return [[zero_acc() for _ in range(partials)] for _ in range(2)]
+
+
+def acc_words(acc: list[list[MX8]]) -> list[int]:
+    """The word each bank's RESULT_READ returns in attend mode (partial 0, folded)."""
+    return [words_of(a[0])[0] for a in acc]
 
 
 def zero_acc() -> MX8:
@@ -338,15 +364,23 @@ def pair_attend(work: SpuWorkload, p: int, rounds: list[dict], stoch: bool,
     values = work.pair_slice(p, "X")                      # (2, seq, 32)
     sc = work.pair_slice(p, "scores").scalars()           # (2, seq)
     if stoch:
-        seq = COLUMNS * work.C
-        per_token = {s: [torch.zeros(2, SUB, dtype=torch.int32) for _ in range(seq)]
-                     for s in ("mul_outer", "add")}
-        for r, rd in enumerate(rounds):
+        # The function draws per row: one (2, 32) tensor per token and site, then one per
+        # fold step (add); the rounds hold the SPU's bits in the adder's order.
+        draws = {"mul_outer": [], "add": []}
+        for rd in rounds:
+            n = len(rd["order"])
+            tok = {s: [torch.zeros(2, SUB, dtype=torch.int32) for _ in range(COLUMNS)]
+                   for s in draws}
             for i, (b, c) in enumerate(rd["order"]):
-                for s in per_token:
-                    per_token[s][r * COLUMNS + c][b] = rd["bits"][s][i]
+                for s in draws:
+                    tok[s][c][b] = rd["bits"][s][i]
+            for s in draws:
+                draws[s] += tok[s]
+            for k in range(rd["folds"] // 2):
+                draws["add"].append(torch.stack([rd["bits"]["add"][n + 2 * k + b]
+                                                 for b in (0, 1)]))
         rng = SPERandom({"mul_decay": _Unused(), "mul_outer": ReplaySource(
-            per_token["mul_outer"]), "add": ReplaySource(per_token["add"])})
+            draws["mul_outer"]), "add": ReplaySource(draws["add"])})
     else:
         rng = SPERandom({s: _Unused() for s in SITES})
     return attention_attend(values, sc, cfg, rng)

@@ -21,19 +21,26 @@ register inserted only when it is needed to make ``read_to_write`` odd (with the
 
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
-attend (score times value sub-chunk on the outer-product multiplier, accumulated per bank by
-the adder; one accumulator per bank, so a COMP takes ``ceil(add latency / 2)`` iterations).
+attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
+in :data:`quant.spe.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
+partial ``c mod P``, so that the adder loop covers its latency at one COMP per iteration; after
+the last COMP of a row pair the partials of each bank are folded into partial 0 in the drain,
+in the order :func:`quant.spe.attention_attend` specifies).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+
+from quant.spe import ATTEND_PARTIALS, ATTEND_ROW
 
 from .export import register_unit
 from .lfsr import check_rbits, check_site_seeds
@@ -68,13 +75,18 @@ class Reg(enum.IntEnum):
     K = 2          #: key sub-chunk (state update)
     V = 3          #: v of the chunk (state update) / scores of the row (attend), one per column
     MODE = 4       #: ``i_data[0:2]`` = :class:`Mode`, ``i_data[2]`` = stochastic rounding
-    ACC_CLEAR = 5  #: zero the bank's attend accumulator
+    ACC_CLEAR = 5  #: zero the bank's attend accumulator (all its partials; attend mode only)
 
 
 class Mode(enum.IntEnum):
     STATE_UPDATE = 0
     SCORE = 1
     ATTEND = 2
+
+
+#: Operand registers that attend mode does not read; they hold the bank's attend partials
+#: (partial k in ``ATTEND_PARTIAL_REGS[k]``), so the partials cost no storage of their own.
+ATTEND_PARTIAL_REGS = (Reg.D, Reg.K, Reg.Q)
 
 
 def reg_addr(reg: Reg | int, bank: int) -> int:
@@ -101,7 +113,8 @@ def mode_word(mode: Mode | str, stochastic: bool) -> int:
 
 
 def _tag_layout() -> data.StructLayout:
-    return data.StructLayout({"valid": 1, "bank": 1, "col": range(COLUMNS)})
+    # fold: an attend fold step (partial ``col`` added into partial 0) instead of a COMP.
+    return data.StructLayout({"valid": 1, "bank": 1, "col": range(COLUMNS), "fold": 1})
 
 
 class Spu(wiring.Component):
@@ -155,6 +168,13 @@ class Spu(wiring.Component):
                                 seed=self._seeds["mul_outer"])
         self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
         self._dot = MxDot()
+        if ATTEND_PARTIALS > len(ATTEND_PARTIAL_REGS):
+            raise ValueError(f"quant.spe.ATTEND_PARTIALS ({ATTEND_PARTIALS}) exceeds the "
+                             f"operand registers free in attend mode ({len(ATTEND_PARTIAL_REGS)})")
+        if COLUMNS != ATTEND_ROW or COLUMNS % ATTEND_PARTIALS:
+            raise ValueError(f"quant.spe.ATTEND_ROW ({ATTEND_ROW}) must equal the columns per "
+                             f"row ({COLUMNS}), a multiple of ATTEND_PARTIALS "
+                             f"({ATTEND_PARTIALS})")
         super().__init__({
             "i_cmd": In(Cmd),
             "i_addr": In(8),
@@ -195,12 +215,27 @@ class Spu(wiring.Component):
         return 1 + self._mul_decay.latency + self._add.latency + self.writeback_stage
 
     @property
+    def attend_partials(self) -> int:
+        """Partial accumulators per bank in attend mode (:data:`quant.spe.ATTEND_PARTIALS`)."""
+        return ATTEND_PARTIALS
+
+    @property
     def iteration_interval(self) -> dict[str, int]:
-        """SPU cycles (iterations) per COMP, per mode. Attend: the accumulation of a bank is a
-        loop through the adder, and the two banks alternate, so a COMP takes
-        ``ceil(add latency / 2)`` iterations."""
+        """SPU cycles (iterations) per COMP, per mode. Attend: a partial accumulator is a loop
+        through the adder; the two banks alternate and each bank rotates over its partials, so
+        a partial comes back every ``2 * partials`` COMPs, and a COMP takes
+        ``ceil(add latency / (2 * partials))`` iterations (1 with 2 partials and 4 stages)."""
         return {"state_update": 1, "score": 1,
-                "attend": max(1, math.ceil(self._add.latency / BANKS))}
+                "attend": max(1, math.ceil(self._add.latency
+                                           / (BANKS * self.attend_partials)))}
+
+    @property
+    def fold_iterations(self) -> int:
+        """Iterations of the attend fold sequence after a row pair (0 with one partial): fold
+        step ``k`` of bank ``b`` enters the adder at iteration ``(k - 1) * add latency + b``
+        (each step waits for the previous one's sum)."""
+        p = self.attend_partials
+        return 0 if p == 1 else (p - 2) * self._add.latency + BANKS
 
     @property
     def latency(self) -> dict[str, int]:
@@ -208,7 +243,9 @@ class Spu(wiring.Component):
         produces is done and readable (results by RESULT_READ, write-backs in the bank), when
         the pipeline drains (after a last COMP)."""
         m, a, d = self._mul_decay.latency, self._add.latency, self._dot.latency
-        return {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1, "attend": 1 + m + a + 1}
+        fold = 0 if self.fold_iterations == 0 else self.fold_iterations - 1 + a
+        return {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1,
+                "attend": 1 + m + a + 1 + fold}
 
     stages = latency
 
@@ -235,7 +272,13 @@ class Spu(wiring.Component):
         stoch = Signal()
         opnd = {r: [Signal(COLUMN_BITS, name=f"reg_{r.name.lower()}{b}") for b in range(BANKS)]
                 for r in (Reg.D, Reg.Q, Reg.K, Reg.V)}
-        acc = [Signal(COLUMN_BITS, name=f"acc{b}") for b in range(BANKS)]
+        n_part = self.attend_partials
+        # The attend partials live in operand registers that attend mode does not use
+        # (ATTEND_PARTIAL_REGS): no storage of their own (docs/spu.md, "leaner SPU").
+        acc = [[opnd[r][b] for r in ATTEND_PARTIAL_REGS[:n_part]] for b in range(BANKS)]
+        part_regs = {int(r) for r in ATTEND_PARTIAL_REGS[:n_part]}
+        fold_pend = Signal()
+        fold_it = Signal(range(max(1, self.fold_iterations)))
         rd_bank = Signal()
         colptr = [Signal(range(COLUMNS), name=f"colptr{b}") for b in range(BANKS)]
         flush = Signal()
@@ -258,7 +301,7 @@ class Spu(wiring.Component):
                                                                self.writeback_stage else [])
 
         busy = Signal()
-        m.d.comb += busy.eq(Cat(*(t.valid for t in all_tags)).any())
+        m.d.comb += busy.eq(Cat(*(t.valid for t in all_tags)).any() | fold_pend)
 
         # ---- command decode ----------------------------------------------------------------
         is_comp = self.i_cmd == Cmd.COMP
@@ -305,6 +348,8 @@ class Spu(wiring.Component):
                     with m.If(rd_bank == b):
                         m.d.sync += colptr[b].eq(colptr[b] + 1)
             m.d.sync += flush.eq(last)
+            if self.fold_iterations:
+                m.d.sync += fold_pend.eq(last & att)
         with m.Elif(~busy):
             m.d.sync += flush.eq(0)
         if bubbles:
@@ -338,22 +383,72 @@ class Spu(wiring.Component):
             m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (su | att))
             m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
 
-        # ---- A: update d*S + k*v_j (attend: acc + V*score) ---------------------------------
-        acc_fwd = Mux(a_out.valid & (a_out.bank == m_out.bank), add.o_y.as_value(),
-                      sel(acc, m_out.bank))
+        # ---- A: update d*S + k*v_j (attend: P_c + V*score, and the fold P_0 + P_k) -------
+        def part_of(t):
+            """The partial a tag's sum goes to: ``col mod P``, partial 0 for a fold step."""
+            if n_part == 1:
+                return 0
+            return Mux(t.fold, 0, t.col[:(n_part - 1).bit_length()])
+
+        a_part = Signal(range(n_part))
+        m.d.comb += a_part.eq(part_of(a_out))
+
+        def acc_read(bank, part):
+            """Partial ``part`` of ``bank``, the adder's output forwarded when it is that
+            partial's new value (it is written at the end of this iteration)."""
+            regs = [Mux(bank, acc[1][k], acc[0][k]) for k in range(n_part)]
+            reg = mux_tree(regs, part) if n_part > 1 else regs[0]
+            fwd = a_out.valid & att & (a_out.bank == bank) & (a_part == part)
+            return Mux(fwd, add.o_y.as_value(), reg)
+
+        # Fold sequence (attend, after the last COMP of a row pair): it starts when no COMP is
+        # left before the adder's output stage; step k of bank b enters at fold iteration
+        # (k - 1) * lat_a + b.
+        quiet = ~Cat(*(t.valid for t in [f_tag, *mul_tags, *add_tags[:-1]])).any()
+        fold_run = Signal()
+        fold_tag = Signal(tag)
+        if self.fold_iterations:
+            m.d.comb += fold_run.eq(fold_pend & ((fold_it != 0) | quiet))
+            # Continuous assignments (no case statement: see hw.spu_bank.mux_tree).
+            hits = [(fold_it == it, *divmod(it, lat_a)) for it in range(self.fold_iterations)
+                    if it % lat_a < BANKS]
+            m.d.comb += [
+                fold_tag.valid.eq(fold_run & Cat(*(h for h, _, _ in hits)).any()),
+                fold_tag.bank.eq(Cat(*(h & (b == 1) for h, _, b in hits)).any()),
+                fold_tag.col.eq(functools.reduce(operator.or_, (
+                    Mux(h, k + 1, 0) for h, k, _ in hits))),
+                fold_tag.fold.eq(1),
+            ]
+            with m.If(adv & fold_run):
+                with m.If(fold_it == self.fold_iterations - 1):
+                    m.d.sync += [fold_it.eq(0), fold_pend.eq(0)]
+                with m.Else():
+                    m.d.sync += fold_it.eq(fold_it + 1)
+        a_in = Signal(tag)
+        m.d.comb += a_in.eq(Mux(fold_tag.valid, fold_tag.as_value(), m_out.as_value()))
         m.d.comb += [
-            add.i_valid.eq(m_out.valid),
+            add.i_valid.eq(a_in.valid),
             add.i_stoch.eq(stoch),
-            add.i_a.eq(Mux(att, acc_fwd, mul_d.o_y.as_value())),
-            add.i_b.eq(mul_o.o_y),
+            add.i_a.eq(Mux(att, acc_read(a_in.bank, part_of(a_in)),
+                           mul_d.o_y.as_value())),
+            add.i_b.eq(Mux(fold_tag.valid, acc_read(fold_tag.bank, fold_tag.col[:max(
+                1, (n_part - 1).bit_length())]), mul_o.o_y.as_value())),
         ]
         with m.If(adv):
-            m.d.sync += add_tags[0].eq(m_out)
+            m.d.sync += add_tags[0].eq(a_in)
             m.d.sync += [add_tags[i].eq(add_tags[i - 1]) for i in range(1, lat_a)]
             with m.If(a_out.valid & att):
                 for b in range(BANKS):
-                    with m.If(a_out.bank == b):
-                        m.d.sync += acc[b].eq(add.o_y)
+                    for k in range(n_part):
+                        with m.If((a_out.bank == b) & (a_part == k)):
+                            m.d.sync += acc[b][k].eq(add.o_y)
+            # A fold step consumes partial k: it restarts from zero (after the write above,
+            # so it wins over the last COMP's sum, forwarded into the fold).
+            with m.If(fold_tag.valid):
+                for b in range(BANKS):
+                    for k in range(1, n_part):
+                        with m.If((fold_tag.bank == b) & (fold_tag.col == k)):
+                            m.d.sync += acc[b][k].eq(0)
 
         # ---- W: write-back (odd read-to-write distance) and D: dot product with q ----------
         if self.writeback_stage:
@@ -394,13 +489,15 @@ class Spu(wiring.Component):
             wp.data.eq(dot.o_p),
         ]
         is_rr = self.i_cmd == Cmd.RESULT_READ
-        r_acc = Signal(COLUMN_BITS)
+        r_bank = Signal()
         r_att = Signal()
         m.d.comb += rp.addr.eq(self.i_addr[:6])
         m.d.sync += self.o_rvalid.eq(is_rr)
         with m.If(is_rr):
-            m.d.sync += [r_att.eq(att), r_acc.eq(sel(acc, self.i_addr[5]))]
-        m.d.comb += self.o_rdata.eq(Mux(r_att, r_acc, rp.data))
+            m.d.sync += [r_att.eq(att), r_bank.eq(self.i_addr[5])]
+        # attend: the accumulator as it is after the request cycle (like the result memory's
+        # transparent read), read through the bank multiplexer, with no 256-bit output register
+        m.d.comb += self.o_rdata.eq(Mux(r_att, sel([a[0] for a in acc], r_bank), rp.data))
 
         # ---- REG_WRITE and hazards ----------------------------------------------------------
         is_rw = self.i_cmd == Cmd.REG_WRITE
@@ -415,13 +512,17 @@ class Spu(wiring.Component):
         early = pending([f_tag], w_bank) & ~adv
         # q (dot input) and the accumulator: conservatively, any operation of the bank before
         # the dot product / accumulator update.
-        late = pending([f_tag, *mul_tags, *add_tags], w_bank)
+        late = pending([f_tag, *mul_tags, *add_tags], w_bank) | fold_pend
+        # in attend mode the registers holding the partials must not be written
+        owned = att & Cat(*(w_reg == r for r in sorted(part_regs))).any()
         hazard = Signal()
         with m.Switch(w_reg):
             with m.Case(int(Reg.D), int(Reg.K), int(Reg.V)):
-                m.d.comb += hazard.eq(early)
-            with m.Case(int(Reg.Q), int(Reg.ACC_CLEAR)):
-                m.d.comb += hazard.eq(late)
+                m.d.comb += hazard.eq(early | owned)
+            with m.Case(int(Reg.Q)):
+                m.d.comb += hazard.eq(late | owned)
+            with m.Case(int(Reg.ACC_CLEAR)):
+                m.d.comb += hazard.eq(late | ~att)
             with m.Case(int(Reg.MODE)):
                 m.d.comb += hazard.eq(busy | (self.i_data[:2] > int(Mode.ATTEND)))
             with m.Default():
@@ -437,12 +538,15 @@ class Spu(wiring.Component):
                                 m.d.sync += opnd[r][b].eq(self.i_data)
                 with m.Case(int(Reg.MODE)):
                     m.d.sync += [mode.eq(self.i_data[:2]), stoch.eq(self.i_data[2]),
-                                 rd_bank.eq(0), *(c.eq(0) for c in colptr),
-                                 *(a.eq(0) for a in acc)]
+                                 rd_bank.eq(0), *(c.eq(0) for c in colptr)]
+                    # entering attend mode clears the partials (the d/k registers)
+                    with m.If(self.i_data[:2] == int(Mode.ATTEND)):
+                        m.d.sync += [p.eq(0) for a in acc for p in a]
                 with m.Case(int(Reg.ACC_CLEAR)):
-                    for b in range(BANKS):
-                        with m.If(w_bank == b):
-                            m.d.sync += acc[b].eq(0)
+                    with m.If(att):
+                        for b in range(BANKS):
+                            with m.If(w_bank == b):
+                                m.d.sync += [p.eq(0) for p in acc[b]]
         return m
 
 

@@ -27,7 +27,8 @@ from .rng import SITES, SPERandom
 
 __all__ = [
     "RBITS",
-    "RENORMS", "ADD_FRAC_BITS", "DOT_GUARD_BITS", "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
+    "RENORMS", "ADD_FRAC_BITS", "ATTEND_PARTIALS", "ATTEND_ROW", "DOT_GUARD_BITS",
+    "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
 ]
@@ -46,6 +47,12 @@ DOT_Y_BITS = 28
 DOT_X_NAN = 0x1FF
 #: Values per sub-chunk (one 256-bit DRAM column = two groups).
 SUBCHUNK = 2 * GROUP
+#: Interleaved partial accumulators of the attend mode (per bank): enough to cover the
+#: adder's latency at one COMP per SPU cycle (hw.spu.Spu checks it; docs/spu.md).
+ATTEND_PARTIALS = 2
+#: Tokens per row in the attend mode: one DRAM row of a bank holds 32 sub-chunks (1 KB row,
+#: 256-bit columns); the partials are folded at the end of every row.
+ATTEND_ROW = 32
 
 
 @dataclass(frozen=True)
@@ -317,26 +324,49 @@ def attention_score(keys: MX8, q: MX8) -> DotOut:
     return dot(keys, q.unsqueeze(q.exp.dim() - 1))
 
 
+def _zero_mx8(lead: tuple[int, ...], groups: int) -> MX8:
+    zero = torch.zeros(tuple(lead) + (groups,), dtype=torch.int32)
+    return MX8(zero, zero[..., None].expand(*zero.shape, PAIRS).contiguous(),
+               zero[..., None].expand(*zero.shape, GROUP).contiguous(),
+               zero[..., None].expand(*zero.shape, GROUP).contiguous())
+
+
 def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(),
-                     rng: SPERandom | int | None = None) -> MX8:
-    """Attend mode: ``acc = sum_t s_t * V_t`` accumulated in MX8, token after token.
+                     rng: SPERandom | int | None = None, *, partials: int = ATTEND_PARTIALS,
+                     row: int = ATTEND_ROW) -> MX8:
+    """Attend mode: ``acc = sum_t s_t * V_t`` accumulated in MX8 in ``partials`` interleaved
+    partial sums, folded once per row.
 
     ``values``: ``(*lead, seq, dim_head)``; ``scores``: MX8 scalars ``(*lead, seq)`` (the
-    softmax output quantized by the GPU). Products use site ``mul_outer``, the running sum
-    site ``add``; each token is one rounding event per sub-chunk, tokens in order. The
-    accumulator starts as the zero group.
+    softmax output quantized by the GPU). The order of the sums is part of the spec
+    (docs/mx8.md section 8): the tokens come in rows of ``row`` (one DRAM row of a bank);
+    token ``t`` (position ``c = t mod row`` in its row) is added to partial ``c mod partials``
+    (``P_c = add(P_c, mul_scalar(V_t, s_t))``, site ``mul_outer`` for the product, ``add``
+    for the sum); after the last token of every row, and after the last token of the
+    sequence, the partials are folded into partial 0 in index order
+    (``P_0 = add(P_0, P_k)`` for ``k = 1 .. partials-1``, site ``add``) and partials
+    ``1 ..`` restart from the zero group. Every partial starts as the zero group; the result
+    is partial 0 after the last fold. ``partials = 1`` is the plain running sum (no fold).
+    Random bits are drawn once per product, per token sum and per fold step, in that order.
     """
     rng = _spe_random(rng)
+    for name, val in (("partials", partials), ("row", row)):
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise ValueError(f"attention_attend: {name} must be a positive int, not {val!r}")
     *lead, seq, _ = values.shape
     if tuple(scores.exp.shape) != tuple(lead) + (seq,):
         raise ValueError(f"attention_attend: scores must have shape {tuple(lead) + (seq,)} "
                          f"(one per token) for values of shape {values.shape}, got "
                          f"{tuple(scores.exp.shape)}")
-    zero = torch.zeros(tuple(lead) + (values.exp.shape[-1],), dtype=torch.int32)
-    acc = MX8(zero, zero[..., None].expand(*zero.shape, PAIRS), zero[..., None].expand(
-        *zero.shape, GROUP), zero[..., None].expand(*zero.shape, GROUP))
+    groups = values.exp.shape[-1]
+    parts = [_zero_mx8(tuple(lead), groups) for _ in range(partials)]
     for t in range(seq):
         vt = values[(slice(None),) * len(lead) + (t,)]
         st = MX8Scalar(*(f[..., t] for f in (scores.exp, scores.mu, scores.sign, scores.mag)))
-        acc = add(acc, mul_scalar(vt, st, cfg, rng["mul_outer"]), cfg, rng["add"])
-    return acc
+        i = (t % row) % partials
+        parts[i] = add(parts[i], mul_scalar(vt, st, cfg, rng["mul_outer"]), cfg, rng["add"])
+        if partials > 1 and ((t + 1) % row == 0 or t == seq - 1):
+            for k in range(1, partials):
+                parts[0] = add(parts[0], parts[k], cfg, rng["add"])
+                parts[k] = _zero_mx8(tuple(lead), groups)
+    return parts[0]

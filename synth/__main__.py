@@ -10,7 +10,9 @@ from pathlib import Path
 
 from synth.config import ConfigError, load_config, load_units
 from synth.flow import FlowError, default_liberty, log, parse_liberty, run_flow
-from synth.report import make_rows, write_csv, write_markdown, write_plot
+from synth.report import (make_rows, write_breakdown, write_csv, write_markdown, write_plot,
+                          write_timing)
+from synth.timing import abc_delay_ps, load_timing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +57,25 @@ def main(argv: list[str] | None = None) -> int:
         if node is not None and cfg.scale_factor(node) is None:
             raise FlowError(f"no area scaling factor for {node} nm in synth/config.yaml "
                             f"(allowed: {known})")
+        tm = load_timing()
+        delay = abc_delay_ps(tm, node)
+        log(f"ABC delay target: {delay} ps in the synthesis node (one SPU cycle of "
+            f"{tm.abc_target_memory} in the {tm.abc_target_process} process)"
+            if delay else "ABC delay target: no delay fit for this node, half the STA period")
         args.out.mkdir(parents=True, exist_ok=True)
         results = run_flow(specs, lib, cfg, args.out, jobs=args.jobs,
-                           require=bool(args.units))
+                           require=bool(args.units), delay_ps=delay)
         rows = make_rows(results, cfg, node)
         write_csv(rows, args.out / "area.csv")
-        write_markdown(rows, args.out / "area.md", cfg, node)
+        trows = write_timing(rows, tm, node, args.out)
+        brows = write_breakdown(results, args.out)
+        write_markdown(rows, args.out / "area.md", cfg, node, breakdown=brows, timing=trows,
+                       model=tm)
         if rows:
             write_plot(rows, args.out / "area.png")
-        log(f"wrote {args.out / 'area.csv'}, area.md, area.png "
-            f"({len(rows)} units, {time.monotonic() - t0:.1f} s)")
+            write_plot(rows, args.out / "area_breakdown.png", breakdown=brows)
+        log(f"wrote {args.out / 'area.csv'}, area.md, area.png, area_breakdown.csv/.png, "
+            f"timing.csv ({len(rows)} units, {time.monotonic() - t0:.1f} s)")
     except (FlowError, ConfigError) as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return 1

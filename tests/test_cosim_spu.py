@@ -56,6 +56,8 @@ def test_committed_timing_file_shape():
     assert tuple(m for m in data if m in MODES) == MODES   # (+ the fp16 baseline units)
     assert data["state_update"]["utilization"] == 1.0       # one sub-chunk per SPU cycle
     assert data["state_update"]["spu_cycles_per_comp"] == 1
+    # attend: two interleaved partial accumulators per bank keep one COMP per SPU cycle
+    assert data["attend"]["utilization"] == 1.0 and data["attend"]["spu_cycles_per_comp"] == 1
     assert all(data[m]["comps_per_row_pair"] == 64 for m in MODES)
 
 

@@ -71,10 +71,12 @@ def test_timing_properties_follow_the_units():
     m, a, d = MxMul().latency, MxAdd().latency, MxDot().latency
     assert spu.read_to_write % 2 == 1
     assert spu.read_to_write == 1 + m + a + spu.writeback_stage
+    # attend: two partials per bank cover the 4-stage adder at one COMP per cycle; the fold
+    # (bank A, then B) enters when the last COMP's sum leaves the adder.
+    assert spu.attend_partials == 2 and spu.fold_iterations == 2
     assert spu.latency == {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1,
-                           "attend": 1 + m + a + 1}
-    assert spu.iteration_interval == {"state_update": 1, "score": 1,
-                                      "attend": -(-a // 2)}
+                           "attend": 1 + m + a + 1 + 1 + a}
+    assert spu.iteration_interval == {"state_update": 1, "score": 1, "attend": 1}
     assert spu.comps_per_row_pair == 64
     assert spu.stages == spu.latency
     even = Spu(_even_distance=True)
@@ -131,8 +133,8 @@ def test_attend_two_rows_stochastic():
     res, bench = run_bench("attend", L=2, H=1, C=2, stochastic=[True], seed=5)
     assert bench.mismatches == []
     t = res["timing"]
-    assert t["spu_cycles_per_comp"] == Spu().iteration_interval["attend"]
-    assert t["utilization"] == pytest.approx(1 / t["spu_cycles_per_comp"])
+    assert t["spu_cycles_per_comp"] == 1 and t["utilization"] == 1.0
+    assert t["pipeline_depth"] == Spu().latency["attend"]
 
 
 def test_even_distance_collides():
@@ -192,12 +194,7 @@ def test_comp_ready_and_drain():
         async def script(ctx, dut, cmd):
             await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word(mode, False))
             assert await cmd(Cmd.COMP, comp_addr(False))
-            ready = await cmd(Cmd.COMP, comp_addr(True))
-            if mode == "attend":       # the extra iteration of an attend COMP
-                assert not ready
-                assert await cmd(Cmd.COMP, comp_addr(True))
-            else:
-                assert ready
+            assert await cmd(Cmd.COMP, comp_addr(True))    # back to back in every mode
             # Draining: no COMP accepted until the pipeline is empty, and it drains alone.
             n = 0
             while ctx.get(dut.o_busy):
@@ -237,7 +234,31 @@ def test_illegal_register_writes_flag_o_err():
         await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), 3)
         assert ctx.get(dut.o_err)
 
-    for script in (q_in_flight, v_before_use, v_after_last_comp, bad_mode):
+    async def clear_during_fold(ctx, dut, cmd):
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("attend", False))
+        await cmd(Cmd.COMP, comp_addr(True))             # one COMP, then the fold
+        for _ in range(Spu().latency["attend"] - 2):
+            await cmd(Cmd.NOP)
+        assert ctx.get(dut.o_busy)                       # the fold is still running
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.ACC_CLEAR, 1), 0)
+        assert ctx.get(dut.o_err)
+
+    async def partial_regs_in_attend(ctx, dut, cmd):
+        # attend keeps its partials in the d and k registers: writing them is illegal there
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("attend", False))
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.V, 0), 1)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.Q, 1), 1)
+        assert not ctx.get(dut.o_err)
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.K, 1), 1)
+        assert ctx.get(dut.o_err)
+
+    async def acc_clear_outside_attend(ctx, dut, cmd):
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.MODE, 0), mode_word("state_update", False))
+        await cmd(Cmd.REG_WRITE, reg_addr(Reg.ACC_CLEAR, 0), 0)
+        assert ctx.get(dut.o_err)
+
+    for script in (q_in_flight, v_before_use, v_after_last_comp, bad_mode, clear_during_fold,
+                   partial_regs_in_attend, acc_clear_outside_attend):
         _protocol(script)
 
 

@@ -261,3 +261,47 @@ def test_attention_modes():
     want = (mx8.decode(e(torch.cat([p, torch.zeros(2, 10)], -1)))[:, :6, None]
             * mx8.decode(vals)).sum(1)
     assert (mx8.decode(acc) - want).abs().max() < 0.1
+
+
+def test_attention_attend_partial_sum_order():
+    """The attend spec (docs/mx8.md section 8): token c of a row into partial c mod P, the
+    partials folded into partial 0 after every row and after the last token; P = 1 is the
+    plain running sum. Spelled out with add / mul_scalar on a short row length."""
+    torch.manual_seed(11)
+    e = mx8.encode
+    vals = e(torch.randn(3, 7, 32))
+    sc = e(torch.softmax(torch.randn(3, 32), -1)).scalars()
+    s7 = mx8.MX8Scalar(*(f[:, :7] for f in (sc.exp, sc.mu, sc.sign, sc.mag)))
+    cfg = spe.SPEConfig(rounding="nearest")
+
+    def tok(t):
+        return spe.mul_scalar(vals[:, t], mx8.MX8Scalar(*(f[:, t] for f in (
+            s7.exp, s7.mu, s7.sign, s7.mag))), cfg)
+
+    zero = spe._zero_mx8((3,), 2)
+    p0, p1 = zero, zero
+    for t in range(3):                        # row 0: tokens 0, 1, 2 (row = 3)
+        if t % 2 == 0:
+            p0 = spe.add(p0, tok(t), cfg)
+        else:
+            p1 = spe.add(p1, tok(t), cfg)
+    p0, p1 = spe.add(p0, p1, cfg), zero       # fold after the row
+    for c, t in enumerate(range(3, 6)):       # row 1
+        if c % 2 == 0:
+            p0 = spe.add(p0, tok(t), cfg)
+        else:
+            p1 = spe.add(p1, tok(t), cfg)
+    p0, p1 = spe.add(p0, p1, cfg), zero
+    p0 = spe.add(p0, tok(6), cfg)             # row 2: one token, then the last fold
+    p0 = spe.add(p0, p1, cfg)
+    got = spe.attention_attend(vals, s7, cfg, partials=2, row=3)
+    assert all(torch.equal(getattr(got, f), getattr(p0, f))
+               for f in ("exp", "mu", "sign", "mag"))
+    run = zero
+    for t in range(7):
+        run = spe.add(run, tok(t), cfg)
+    one = spe.attention_attend(vals, s7, cfg, partials=1)
+    assert all(torch.equal(getattr(one, f), getattr(run, f))
+               for f in ("exp", "mu", "sign", "mag"))
+    with pytest.raises(ValueError, match="partials must be a positive int"):
+        spe.attention_attend(vals, s7, cfg, partials=0)

@@ -59,8 +59,28 @@ def test_row_has_positive_area(first_run):
         assert float(row["crit_path_ns"]) > 0
     else:
         assert row["crit_path_ns"] == "" and "OpenSTA" in row["note"]
-    assert (first_run / "area.md").read_text().count(UNIT) == 1
+    md = (first_run / "area.md").read_text()
+    assert "## Area by submodule" in md and "## Critical path against the SPU clocks" in md
     assert (first_run / "area.png").stat().st_size > 0
+    assert (first_run / "area_breakdown.png").stat().st_size > 0
+    # mapped for the common delay target: one H100-class SPU cycle in the DRAM process
+    from synth.timing import abc_delay_ps, load_timing
+    assert int(row["abc_delay_ps"]) == abc_delay_ps(load_timing(), 180)
+    # the parts of the breakdown add up to the unit's area (this unit has no submodules, so
+    # the hierarchical stat pass maps the same netlist); flip-flops stay with their part
+    with open(first_run / "area_breakdown.csv") as f:
+        parts = [p for p in csv.DictReader(f) if p["unit"] == UNIT]
+    assert parts and sum(float(p["area_um2"]) for p in parts) == pytest.approx(
+        float(row["area_um2"]), rel=1e-6)
+    assert sum(float(p["regs_um2"]) for p in parts) == pytest.approx(
+        float(row["area_regs_um2"]), abs=1e-6)
+    assert {p["category"] for p in parts} == {"multipliers"}    # one combinational block
+    with open(first_run / "timing.csv") as f:
+        trow = next(csv.DictReader(f))
+    if row["crit_path_ns"]:
+        assert float(trow["crit_ns_logic"]) < float(trow["crit_ns_dram"]) < float(
+            row["crit_path_ns"])
+        assert trow["hbm2e_a100_logic"] in ("met", "NOT met")
 
 
 def test_rerun_hits_cache(first_run, liberty, capsys):
@@ -156,7 +176,7 @@ def test_fallback_script_is_main_plus_topo():
     main_steps = flow.ABC_SCRIPT.split(";")
     fb_steps = flow.ABC_SCRIPT_FALLBACK.split(";")
     i = fb_steps.index("topo")
-    assert fb_steps[i - 1] == "map,-a" and fb_steps[i + 1].startswith("buffer")
+    assert fb_steps[i - 1] == "map,{D}" and fb_steps[i + 1].startswith("buffer")
     assert fb_steps[:i] + fb_steps[i + 1:] == main_steps
     assert list(flow.ABC_SCRIPTS) == ["main", "fallback"]
 
@@ -170,7 +190,8 @@ def test_abc_abort_retries_with_fallback(first_run, liberty, tmp_path):
     verilog = to_verilog(flow.registry()[UNIT](), UNIT)
     work = tmp_path / UNIT
     sta = flow.sta_version()
-    res, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta)
+    delay = int(read_rows(first_run)[0]["abc_delay_ps"])
+    res, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta, delay_ps=delay)
     assert not cached and calls(count) == 2
     assert res.abc_script == "fallback" and "fallback ABC script" in res.note
     assert "Can't open ABC output file" in (work / "yosys.main-aborted.log").read_text()
@@ -181,7 +202,7 @@ def test_abc_abort_retries_with_fallback(first_run, liberty, tmp_path):
     assert res.transistors == int(main_row["transistors"])
     if sta is not None:
         assert res.crit_path_ns == pytest.approx(float(main_row["crit_path_ns"]), abs=1e-4)
-    again, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta)
+    again, cached = flow.synth_unit(UNIT, verilog, lib, cfg, work, yosys, sta, delay_ps=delay)
     assert cached and again == res and calls(count) == 2
 
 
@@ -201,3 +222,39 @@ def test_yosys_failures_that_fallback_does_not_fix(liberty, tmp_path, fail, n_ca
             "yosys.main-aborted.log", "yosys.fallback-aborted.log"}
     else:
         assert type(exc.value) is FlowError and "syntax error" in str(exc.value)
+
+
+def test_delay_scaling_and_met_against_spu_clocks():
+    """The Stillmaker & Baas delay fit and the met / not met verdict per memory (no tools)."""
+    from synth.timing import load_timing, spu_clocks_mhz, timing_rows
+    tm = load_timing()
+    vdd, (c3, c2, c1, c0) = tm.delay_poly[180]
+    assert tm.factor(180) == pytest.approx(c3 * vdd ** 3 + c2 * vdd ** 2 + c1 * vdd + c0)
+    logic, dram = tm.scale(180, "logic"), tm.scale(180, "dram")
+    assert 0 < logic < dram < 1                   # 10 nm logic faster than the 20 nm DRAM
+    clocks = spu_clocks_mhz()
+    assert clocks["hbm2e_a100"] == pytest.approx(378.0)
+    assert clocks["hbm3_h100"] == pytest.approx(656.5)
+    # a path that fits 378 MHz but not 656.5 MHz in 10 nm logic
+    crit = 2.0 / logic
+    row = timing_rows([{"unit": "u", "crit_path_ns": crit}], tm, 180)[0]
+    assert row["crit_ns_logic"] == pytest.approx(2.0, abs=1e-3)
+    assert row["hbm2e_a100_logic"] == "met" and row["hbm3_h100_logic"] == "NOT met"
+    assert row["hbm2e_a100_dram"] == ("met" if 2.0 * dram / logic <= 1e3 / 378 else "NOT met")
+    unknown = timing_rows([{"unit": "u", "crit_path_ns": crit}], tm, 65)[0]
+    assert unknown["crit_ns_logic"] == "" and unknown["hbm3_h100_dram"] == ""
+
+
+def test_timing_config_errors_are_one_line(tmp_path):
+    from synth.timing import TIMING_PATH, load_timing
+    good = TIMING_PATH.read_text()
+    bad = tmp_path / "timing.yaml"
+    bad.write_text(good.replace("abc_target_process: dram", "abc_target_process: dramm"))
+    with pytest.raises(ConfigError, match="abc_target_process' must be one of"):
+        load_timing(bad)
+    bad.write_text(good.replace("abc_target_memory: hbm3_h100", "abc_target_memory: hbm9"))
+    with pytest.raises(ConfigError, match="not a memory of sysmodel/configs/hbm.yaml"):
+        load_timing(bad)
+    bad.write_text(good.replace("dram_node_nm: 20", "dram_node_nm: 22"))
+    with pytest.raises(ConfigError, match="'dram_node_nm' = 22 has no delay_poly entry"):
+        load_timing(bad)
