@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MX8, MX8Scalar, PAIRS, _draw,
-                  apply_sign, check_rounding, round_shifted)
+from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MAG_MAX, MX8, MX8Scalar, PAIRS, _draw,
+                  apply_sign, check_rounding, pair_to_elements, round_shifted)
 from .rng import SITES, SPERandom
 
 __all__ = [
@@ -294,11 +294,159 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
         raise TypeError(f"rng must be an SPERandom, an int seed or None, not {type(rng)}")
     draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
              for s in SITES}
-    decay = mul(S, d.unsqueeze(len(lead)), cfg, draws["mul_decay"])
-    outer = mul_scalar(k.unsqueeze(len(lead)), v.scalars(), cfg, draws["mul_outer"])
-    new = add(decay, outer, cfg, draws["add"])
-    partial = dot(new, q.unsqueeze(len(lead)))
+    new, partial = _state_update_fast(S, d, k, v, q, cfg, draws)
     return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
+
+
+# --------------------------------------------------------------------------------------------
+# The state update, fused for speed. Bit-identical to
+#     new = add(mul(S, d), mul_scalar(k, v.scalars()), cfg); partial = dot(new, q)
+# (tests/test_spe_arith.py compares the two on random and corner fields). All int32, in place
+# where possible, over chunks of the leading dimension small enough to stay in the caches; the
+# group-level work (exponents, shifts, NaN/zero flags) is on tensors 16x smaller.
+# --------------------------------------------------------------------------------------------
+
+#: Values per chunk of the fused state update (128 KiB per int32 tensor).
+_CHUNK = 1 << 18
+
+
+def _round_inplace(v: torch.Tensor, shift: torch.Tensor, cfg: SPEConfig, rand) -> torch.Tensor:
+    """``round_shifted(v, shift[..., None], ...)`` for a group-level ``shift``, in place on
+    ``v`` (int32, non-negative)."""
+    r, add_ = (1, 1) if cfg.rounding == "nearest" else (cfg.rbits, rand)
+    u = (shift - r).clamp_(-31, 31)
+    left = (-u).clamp_(min=0)
+    if bool(left.any()):
+        v <<= left.unsqueeze(-1)
+    v >>= u.clamp_(min=0).unsqueeze(-1)
+    v += add_
+    v >>= r
+    return v.clamp_(max=MAG_MAX)
+
+
+def _exp_and_clear(mag, exp, vmax, surely_nonzero, nan):
+    """``_normalize_round``'s zero and NaN groups: result exponent, ``mag`` cleared in NaN
+    groups (in place). ``vmax`` is the group maximum before rounding; where
+    ``surely_nonzero`` the largest value rounds to >= 32, so ``vmax == 0`` decides zero."""
+    nan = nan | (exp > EXP_NAN - 1)
+    if bool((~surely_nonzero & (vmax > 0)).any()):
+        zero = mag.amax(dim=-1) == 0
+    else:
+        zero = vmax == 0
+    zero &= ~nan
+    exp = torch.where(nan, EXP_NAN, torch.where(zero, 0, exp))
+    if bool(nan.any()):
+        mag.mul_((~nan).unsqueeze(-1))
+    return exp, zero | nan
+
+
+def _product_inplace(prod, e_base, nan, cfg: SPEConfig, rand):
+    """Multiplier back end on the exact products (int32, one fraction bit), in place:
+    returns ``(mag, exp)`` of the normalized, rounded product."""
+    pmax = prod.amax(dim=-1)
+    if cfg.renorm == "fixed":
+        sh = torch.full_like(e_base, MAG_BITS)
+        sure = torch.zeros_like(nan)
+    else:
+        sh = (_bitlen(pmax) - (MAG_BITS + 1)).clamp_(min=0)
+        sure = (sh > 0) & (sh >= -e_base)  # leading one lands in bit 5 or 6 of the result
+    sh = torch.maximum(sh, -e_base)
+    exp = e_base + sh
+    mag = _round_inplace(prod, sh + 1, cfg, rand)
+    exp, _ = _exp_and_clear(mag, exp, pmax, sure, nan)
+    return mag, exp
+
+
+def _signed_aligned(mag, neg, exp, mu_el, e_max):
+    """Adder input, in place on ``mag``: magnitude with ADD_FRAC_BITS fraction bits, shifted
+    (truncating) to the common exponent ``e_max``, then signed (``neg``: 0/1)."""
+    dist = (e_max - exp).unsqueeze(-1) + mu_el
+    mag <<= ADD_FRAC_BITS
+    mag >>= dist.clamp_(max=MAG_BITS + ADD_FRAC_BITS + 1)
+    m = neg.neg_()
+    mag ^= m
+    mag -= m
+    return mag
+
+
+def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, draws):
+    i32 = torch.int32
+    lead_s = tuple(S.exp.shape[:-1])  # (*lead, dim_state)
+    ds, G = S.exp.shape[-2], S.exp.shape[-1]
+    L = S.exp[..., 0, 0].numel()
+    S = S.reshape_lead(L, ds)
+    d, k, q = d.reshape_lead(L), k.reshape_lead(L), q.reshape_lead(L)
+    vs = v.scalars()
+    vexp, vmu, vsign, vmag = (t.reshape(L, ds) for t in (vs.exp, vs.mu, vs.sign, vs.mag))
+    rand = {s: None if r is None else r.reshape(L, ds, G, GROUP) for s, r in draws.items()}
+    ebias = BIAS + MAG_BITS - 1
+    # per-lead operands (broadcast over dim_state)
+    d_mu, k_mu = d.mu_el, k.mu_el
+    d_mag2, k_mag2 = d.mag << 1, k.mag << 1  # the product's fraction bit
+    q_mu = q.mu_el
+    qf = apply_sign(q.mag << (2 - q_mu), q.sign)  # new.mu == 0: dot terms are m * qf
+    d_eb, k_eb = d.exp - ebias, k.exp - ebias
+    d_nan, k_nan, q_nan = d.nan, k.nan, q.nan
+    out_exp = torch.empty(L, ds, G, dtype=i32)
+    out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
+    out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
+    acc = torch.empty(L, ds, G, dtype=i32)
+    step = max(1, _CHUNK // (ds * G * GROUP))
+    for a in range(0, L, step):
+        c = slice(a, min(L, a + step))
+        r = {s: None if t is None else t[c] for s, t in rand.items()}
+        sexp = S.exp[c]
+        # decay = mul(S, d): products halved where both pair micro-exponents are 1
+        smu = pair_to_elements(S.mu[c])
+        dmu = d_mu[c, None]
+        prod = S.mag[c] * d_mag2[c, None]
+        prod >>= smu & dmu
+        dm, dexp = _product_inplace(prod, sexp + d_eb[c, None], (sexp == EXP_NAN) | d_nan[c, None],
+                                    cfg, r["mul_decay"])
+        # outer = mul_scalar(k, v_j)
+        vm = vmu[c, :, None, None]
+        kmu = k_mu[c, None]
+        prod = k_mag2[c, None] * vmag[c, :, None, None]
+        prod >>= kmu & vm
+        ve = vexp[c, :, None]
+        om, oexp = _product_inplace(prod, k_eb[c, None] + ve, k_nan[c, None] | (ve == EXP_NAN),
+                                    cfg, r["mul_outer"])
+        # new = add(decay, outer); a cleared group has magnitude 0, so its mu does not matter
+        e_max = torch.maximum(dexp, oexp)
+        total = _signed_aligned(dm, S.sign[c] ^ d.sign[c, None], dexp, smu | dmu, e_max)
+        total += _signed_aligned(om, k.sign[c, None] ^ vsign[c, :, None, None], oexp, kmu | vm,
+                                 e_max)
+        mag = torch.abs(total, out=out_mag[c])
+        vmax = mag.amax(dim=-1)
+        if cfg.renorm == "fixed":
+            sh = (vmax >> (MAG_BITS + ADD_FRAC_BITS)).clamp_(max=1)
+            sure = torch.zeros_like(vmax, dtype=torch.bool)
+        else:
+            sh = _bitlen(vmax) - (MAG_BITS + ADD_FRAC_BITS)
+            sure = sh >= -e_max
+        sh = torch.maximum(sh, -e_max)
+        _round_inplace(mag, sh + ADD_FRAC_BITS, cfg, r["add"])
+        exp, _ = _exp_and_clear(mag, e_max + sh, vmax, sure,
+                                (dexp == EXP_NAN) | (oexp == EXP_NAN))
+        out_exp[c] = exp
+        neg = total >> 31  # -1 where the sum is negative
+        smag = mag ^ neg
+        smag -= neg
+        torch.neg(smag >> 31, out=out_sign[c])  # sign = 1 only for a non-zero magnitude
+        smag *= qf[c, None]
+        torch.sum(smag, dim=-1, dtype=i32, out=acc[c])  # |A_g| < 2**18
+    new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
+              out_mag).reshape_lead(*lead_s)
+    # partial = dot(new, q): per sub-chunk, the two groups aligned to the larger exponent
+    acc = acc.reshape(*lead_s, G // 2, 2)
+    xg = (new.exp + q.exp.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2)
+    nan = (new.nan | q_nan.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2).any(-1)
+    x = torch.where(acc != 0, xg, 0).amax(dim=-1)
+    dist = (x.unsqueeze(-1) - xg).clamp_(0, 31)  # |acc << 8| < 2**26: >> 31 == >> 62
+    y = ((acc << DOT_GUARD_BITS) >> dist).sum(dim=-1, dtype=torch.int64)
+    y = torch.where(nan, 0, y)
+    x = torch.where(nan, DOT_X_NAN, x).to(i32)
+    return new, DotOut(y, x)
 
 
 def attention_score(keys: MX8, q: MX8) -> DotOut:
