@@ -30,6 +30,7 @@ __all__ = [
     "RENORMS", "ADD_FRAC_BITS", "DOT_GUARD_BITS", "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
+    "fused_mul_add", "FMA_FRAC_BITS",
 ]
 
 RENORMS = ("lod", "fixed")
@@ -46,6 +47,8 @@ DOT_Y_BITS = 28
 DOT_X_NAN = 0x1FF
 #: Values per sub-chunk (one 256-bit DRAM column = two groups).
 SUBCHUNK = 2 * GROUP
+#: Fraction bits the fused adder keeps below a full-width product's LSB when it aligns it.
+FMA_FRAC_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,16 @@ class SPEConfig:
         largest magnitude uses all 6 bits. ``"fixed"``: the multiplier always drops 6 bits
         (result exponent ``Ea + Eb - 126``) and the adder only shifts right by one when a sum
         needs a 7th bit.
+    fused : bool
+        The state update as one fused multiply-add (:func:`fused_mul_add`): both products
+        enter the adder exact and the sum is rounded once (site ``add``; the multiplier sites
+        draw nothing). Needs ``renorm="lod"``. Only :func:`state_update` looks at it.
     """
 
     rounding: str = "stochastic"
     rbits: int = RBITS
     renorm: str = "lod"
+    fused: bool = False
 
     def __post_init__(self):
         check_rounding(self.rounding, self.rbits)
@@ -75,6 +83,11 @@ class SPEConfig:
             raise ValueError(f"SPEConfig.rbits must be in 1..{ADD_FRAC_BITS}, not {self.rbits}")
         if self.renorm not in RENORMS:
             raise ValueError(f"SPEConfig.renorm must be one of {RENORMS}, not {self.renorm!r}")
+        if not isinstance(self.fused, bool):
+            raise TypeError(f"SPEConfig.fused must be a bool, not {self.fused!r}")
+        if self.fused and self.renorm != "lod":
+            raise ValueError(f"SPEConfig.fused=True needs renorm='lod' (the fused adder "
+                             f"normalizes by leading-one detection), not {self.renorm!r}")
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,52 @@ def add(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
                             cfg, rand)
 
 
+def _full_product(a: MX8, b: MX8):
+    """Exact products at full width: ``P = ma * mb << (2 - mu_a - mu_b)`` (< 2**14), sign
+    ``sa ^ sb`` and exponent ``X = Ea + Eb``: value ``(-1)**s * P * 2**(X - 254 - 12)``."""
+    lead_g = a.exp.shape
+    scale = (4 >> (a.mu + b.mu)).unsqueeze(-1)
+    p = ((a.mag * b.mag).reshape(*lead_g, PAIRS, 2) * scale).reshape(*lead_g, GROUP)
+    return p, a.sign ^ b.sign, a.exp + b.exp, a.nan | b.nan
+
+
+def fused_mul_add(a: MX8, b: MX8, c: MX8, e: MX8, cfg: SPEConfig = SPEConfig(),
+                  rng=None) -> MX8:
+    """``a * b + c * e`` rounded once (leading dimensions broadcast; ``renorm`` must be
+    ``"lod"``).
+
+    Steps (per group, docs/mx8.md section 8a): the products exact, ``P = ma*mb << (2 - mu_sum)``
+    with ``X = Ea + Eb``; ``X0 = max(X_ab, X_ce)``; each ``P``, extended by
+    :data:`FMA_FRAC_BITS` zero fraction bits, shifted right (truncating) by ``X0 - X``; signed
+    integer addition; leading-one renormalization and one rounding (site ``add``), result
+    ``mu = 0``, exponent ``X0 - 127 + sh``.
+    """
+    if cfg.renorm != "lod":
+        raise ValueError(f"fused_mul_add needs renorm='lod', not {cfg.renorm!r}")
+    lead = torch.broadcast_shapes(*(t.exp.shape[:-1] for t in (a, b, c, e)))
+    if len({t.exp.shape[-1] for t in (a, b, c, e)}) != 1:
+        raise ValueError(f"MX8 operands have different value lengths "
+                         f"{[t.shape for t in (a, b, c, e)]}")
+    a, b, c, e = (t.broadcast_to(lead) for t in (a, b, c, e))
+    p1, n1, x1, nan1 = _full_product(a, b)
+    p2, n2, x2, nan2 = _full_product(c, e)
+    x0 = torch.maximum(x1, x2)
+    lim = 2 * MAG_BITS + 2 + FMA_FRAC_BITS  # P << FMA_FRAC_BITS < 2**lim: all shifted out
+
+    def aligned(p, neg, x):
+        return apply_sign((p << FMA_FRAC_BITS) >> (x0 - x).clamp(max=lim).unsqueeze(-1), neg)
+
+    total = aligned(p1, n1, x1) + aligned(p2, n2, x2)
+    v = total.abs()
+    frac = MAG_BITS + 1 + FMA_FRAC_BITS  # total's unit is 2**(X0 - 127 - 127 - 5 - frac)
+    sh = _bitlen(v.amax(dim=-1)) - (MAG_BITS + frac)
+    rand = _draw(rng, v.shape[:-2] + (v.shape[-2] * GROUP,), cfg.rounding, cfg.rbits)
+    if rand is not None:
+        rand = rand.reshape(v.shape)
+    mu0 = torch.zeros(x0.shape + (PAIRS,), dtype=torch.int32)
+    return _normalize_round(v, total < 0, x0 - BIAS, frac, sh, mu0, nan1 | nan2, cfg, rand)
+
+
 def dot(a: MX8, b: MX8) -> DotOut:
     """32-element dot products, one per sub-chunk (two groups) of the last dimension.
 
@@ -282,6 +341,9 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
         S'[j] = add(decay, outer)     (site add)
         partial = dot(S'[j], q)       (exact, no rounding)
 
+    With ``cfg.fused``: ``S'[j] = fused_mul_add(d, S[j], k, v[j])`` (one rounding, site
+    ``add``; the multiplier sites draw nothing).
+
     ``y[j]`` is the float64 sum of the ``dim_head / 32`` partials of column ``j`` (the GPU
     accumulates them in higher precision). Random bits are consumed in the SPU's order (see
     :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
@@ -292,6 +354,15 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
         rng = SPERandom.torch(0 if rng is None else rng)
     if not isinstance(rng, SPERandom):
         raise TypeError(f"rng must be an SPERandom, an int seed or None, not {type(rng)}")
+    if cfg.fused:  # one rounding: only the adder's generator draws
+        rand = hardware_order_rand(rng["add"], lead, dim_state, dim_head, cfg.rounding,
+                                   cfg.rbits)
+        nl = len(lead)
+        new = fused_mul_add(S, d.unsqueeze(nl), k.unsqueeze(nl),
+                            v.scalars().expand_groups(lead + (dim_state,), k.exp.shape[-1]),
+                            cfg, rand)
+        partial = dot(new, q.unsqueeze(nl))
+        return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
     draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
              for s in SITES}
     new, partial = _state_update_fast(S, d, k, v, q, cfg, draws)
