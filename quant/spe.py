@@ -130,17 +130,22 @@ def _bitlen(v: torch.Tensor) -> torch.Tensor:
     return torch.frexp(v.to(torch.float64)).exponent.to(torch.int32)
 
 
-def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand) -> MX8:
-    """Common back end of the multiplier and the adder.
+def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand, *,
+                     finer: bool = False) -> MX8:
+    """Common back end of the multiplier, the adder and the fused adder.
 
     ``v`` (..., G, 16) are exact non-negative magnitudes in units of
-    ``2**(e_base - 127 - mu_r - 5 - frac)``; ``sh`` (..., G) is the policy's exponent shift.
-    The shift is raised where needed so the result exponent ``e_base + sh`` is >= 0 (gradual
-    underflow); a result exponent above 254 gives a NaN group (overflow).
+    ``2**(e_base - 127 - mu_r - 5 - frac)`` (``finer``: of ``2**(e_base - 127 - 5 - frac)``,
+    and a pair with ``mu_r = 1`` is rounded one bit finer); ``sh`` (..., G) is the policy's
+    exponent shift. The shift is raised where needed so the result exponent ``e_base + sh`` is
+    >= 0 (gradual underflow); a result exponent above 254 gives a NaN group (overflow).
     """
     sh = torch.maximum(sh, -e_base)
     exp = e_base + sh
-    mag = round_shifted(v, (frac + sh).unsqueeze(-1), cfg.rounding, cfg.rbits, rand)
+    shift = (frac + sh).unsqueeze(-1)
+    if finer:
+        shift = shift - pair_to_elements(mu_r)
+    mag = round_shifted(v, shift, cfg.rounding, cfg.rbits, rand)
     nan = nan | (exp > EXP_NAN - 1)
     zero = (mag.amax(dim=-1) == 0) & ~nan
     clear = (nan | zero).unsqueeze(-1)
@@ -243,8 +248,8 @@ def fused_mul_add(a: MX8, b: MX8, c: MX8, e: MX8, cfg: SPEConfig = SPEConfig(),
     Steps (per group, docs/mx8.md section 8a): the products exact, ``P = ma*mb << (2 - mu_sum)``
     with ``X = Ea + Eb``; ``X0 = max(X_ab, X_ce)``; each ``P``, extended by
     :data:`FMA_FRAC_BITS` zero fraction bits, shifted right (truncating) by ``X0 - X``; signed
-    integer addition; leading-one renormalization and one rounding (site ``add``), result
-    ``mu = 0``, exponent ``X0 - 127 + sh``.
+    integer addition; leading-one renormalization, ``mu = 1`` for the pairs below the group's
+    leading binade, and one rounding (site ``add``); exponent ``X0 - 127 + sh``.
     """
     if cfg.renorm != "lod":
         raise ValueError(f"fused_mul_add needs renorm='lod', not {cfg.renorm!r}")
@@ -264,12 +269,17 @@ def fused_mul_add(a: MX8, b: MX8, c: MX8, e: MX8, cfg: SPEConfig = SPEConfig(),
     total = aligned(p1, n1, x1) + aligned(p2, n2, x2)
     v = total.abs()
     frac = MAG_BITS + 1 + FMA_FRAC_BITS  # total's unit is 2**(X0 - 127 - 127 - 5 - frac)
-    sh = _bitlen(v.amax(dim=-1)) - (MAG_BITS + frac)
+    top = _bitlen(v.amax(dim=-1))
+    sh = top - (MAG_BITS + frac)
+    # a pair whose largest |sum| lies below the group's leading binade gets mu = 1 (the
+    # quantizer's rule, section 2) and is rounded one bit finer
+    pair_top = _bitlen(v.reshape(*v.shape[:-1], PAIRS, 2).amax(dim=-1))
+    mu = (pair_top < top.unsqueeze(-1)).to(torch.int32)
     rand = _draw(rng, v.shape[:-2] + (v.shape[-2] * GROUP,), cfg.rounding, cfg.rbits)
     if rand is not None:
         rand = rand.reshape(v.shape)
-    mu0 = torch.zeros(x0.shape + (PAIRS,), dtype=torch.int32)
-    return _normalize_round(v, total < 0, x0 - BIAS, frac, sh, mu0, nan1 | nan2, cfg, rand)
+    return _normalize_round(v, total < 0, x0 - BIAS, frac, sh, mu, nan1 | nan2, cfg, rand,
+                            finer=True)
 
 
 def dot(a: MX8, b: MX8) -> DotOut:

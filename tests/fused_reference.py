@@ -32,18 +32,22 @@ def fused_group(a, b, c, e, rounding="nearest", r=8, rands=None, frac=8):
     # total[i] * 2**(X0 - 254 - 12 - frac) is the exact sum of the aligned products
     unit = Fraction(2) ** (X0 - 254 - 12 - frac)
     vmax = max(abs(x) for x in total)
+    scale = lambda E: Fraction(2) ** (E - 127 - 5)  # noqa: E731
     Er = 0
     if vmax:  # the exponent that puts the largest |sum| in [32, 64) magnitude units
         Er = X0 - 127
-        scale = lambda E: Fraction(2) ** (E - 127 - 5)  # noqa: E731
         while vmax * unit / scale(Er) >= 64:
             Er += 1
         while vmax * unit / scale(Er) < 32:
             Er -= 1
+    lead = Er  # the group's leading binade is [32, 64) * scale(lead)
     Er = max(Er, 0)
     if Er > 254:
         return copy_group(NAN_GROUP)
-    scale = Fraction(2) ** (Er - 127 - 5)
-    m = [round_mag(abs(x) * unit / scale, rounding, r, rands[i]) for i, x in enumerate(total)]
+    # pairs whose largest |sum| is below the leading binade: mu = 1, rounded one bit finer
+    mu = [1 if max(abs(total[2 * j]), abs(total[2 * j + 1])) * unit < 32 * scale(lead) else 0
+          for j in range(8)]
+    m = [round_mag(abs(x) * unit / scale(Er) * 2 ** mu[i // 2], rounding, r, rands[i])
+         for i, x in enumerate(total)]
     s = [1 if x < 0 else 0 for x in total]
-    return canonical(Er, [0] * 8, s, m)
+    return canonical(Er, mu, s, m)

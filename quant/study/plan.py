@@ -122,6 +122,9 @@ def fused_variants() -> list[Variant]:
     out = []
     for r in ROUNDINGS:
         out.append(make_variant("fakequant", "mx8", r, 8))
+        # the shortcut with the exact datapath's MX8 inputs: what input rounding alone costs
+        out.append(make_variant("fakequant", "mx8", r, 8, inputs="mx8",
+                                decay="stochastic-carry"))
         for fused in (False, True):
             out.append(make_variant("exact", "mx8", r, 8, renorm="lod",
                                     decay="stochastic-carry", fused=fused))
