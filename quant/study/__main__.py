@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--out", required=True)
     pa.add_argument("--seq-len", type=_int("--seq-len"), default=2048)
     pa.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+    pa.add_argument("--replot", action="store_true", help="redraw the plot from OUT's CSV")
     return p
 
 
@@ -198,7 +199,12 @@ def _perplexity(ns) -> int:
 
 
 def _perplexity_all(ns) -> int:
-    from .perplexity import run_sweep
+    from .perplexity import replot, run_sweep
+    if ns.replot:
+        if not os.path.exists(os.path.join(ns.out, "perplexity.csv")):
+            _fail(f"--out: {os.path.join(ns.out, 'perplexity.csv')} does not exist")
+        replot(ns.out)
+        return 0
     if ns.jobs < 1:
         _fail(f"--jobs must be a positive integer, not {ns.jobs}")
     try:

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from .mamba2_hook import quantized_mamba2, stepwise_nll
 from .runner import FORMATS, ROUNDINGS, make_variant
 
-__all__ = ["BATCH", "DECAY", "LENGTHS", "run_perplexity", "run_sweep", "sweep_variants"]
+__all__ = ["BATCH", "DECAY", "LENGTHS", "run_perplexity", "run_sweep", "sweep_variants",
+           "replot"]
 
 #: held-out pieces evaluated side by side (the batch of the recurrent step)
 BATCH = 4
@@ -182,37 +183,57 @@ def table_markdown(rows: list[dict], seq_len: int, meta: dict) -> str:
 
 
 def plot(rows: list[dict], path: str) -> None:
+    """Left: perplexity against sequence length; right: its increase over fp32 (%), one line
+    per variant (fake-quant by format colour, exact MX8 black, fused olive; dashed = SR)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from .plots import COLORS
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5))
     keys = []
     for r in rows:
         if r["variant"] not in keys:
             keys.append(r["variant"])
-    ref = sorted((int(r["length"]), r["ppl_fp32"]) for r in rows if r["variant"] == keys[0])
-    ax.plot(*zip(*ref), color="k", lw=2.5, label="fp32")
+    ref = sorted((int(r["length"]), float(r["ppl_fp32"])) for r in rows
+                 if r["variant"] == keys[0])
+    ax.plot(*zip(*ref), color="k", lw=3, alpha=0.4, label="fp32")
+    ax2.axhline(0, color="k", lw=3, alpha=0.4)
     for key in keys:
-        pts = sorted((int(r["length"]), r["ppl"], r) for r in rows if r["variant"] == key)
-        r0 = pts[0][2]
+        pts = sorted(((int(r["length"]), float(r["ppl"]), float(r["ppl_fp32"]), r)
+                      for r in rows if r["variant"] == key), key=lambda p: p[0])
+        r0 = pts[0][3]
         if r0["datapath"] == "fp32":
             continue
-        exact = r0["datapath"] == "exact"
-        color = ("tab:olive" if str(r0["fused"]) == "True" else "k") if exact else \
-            COLORS.get(r0["fmt"], "tab:gray")
+        exact, fused = r0["datapath"] == "exact", str(r0["fused"]) == "True"
+        color = ("tab:olive" if fused else "k") if exact else COLORS.get(r0["fmt"], "tab:gray")
         style = "--" if r0["rounding"] == "stochastic" else "-"
-        label = (f"exact {r0['fmt']}{' fused' if str(r0['fused']) == 'True' else ''}"
-                 if exact else r0["fmt"]) + (" SR" if r0["rounding"] == "stochastic" else " RTN")
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, ls=style,
-                lw=1.2 if exact else 1.0, marker="o" if exact else None, ms=3, label=label)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length (bytes, every one through the quantized step)")
+        label = (f"exact {r0['fmt']}{' fused' if fused else ''}" if exact else r0["fmt"]) + (
+            " SR" if r0["rounding"] == "stochastic" else " RTN")
+        kw = dict(color=color, ls=style, lw=1.2 if exact else 1.0,
+                  marker="o" if exact else None, ms=3, label=label)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], **kw)
+        ax2.plot([p[0] for p in pts], [100 * (p[1] / p[2] - 1) for p in pts], **kw)
+    for a in (ax, ax2):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("sequence length (bytes; every one through the quantized step)")
+        a.grid(alpha=0.3)
     ax.set_ylabel("perplexity per byte")
-    ax.set_title("Mamba-2 on held-out KJV text: state update quantized")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax2.set_ylabel("perplexity increase over the fp32 state update (%)")
+    ax.set_title("Mamba-2 on held-out KJV text")
+    ax2.set_title("cost of the quantized state")
+    ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(out: str) -> None:
+    """Redraw ``OUT/perplexity.png`` from ``OUT/perplexity.csv``."""
+    with open(os.path.join(out, "perplexity.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    tmp = tempfile.mkdtemp(prefix=".ppl-", dir=out)
+    try:
+        plot(rows, os.path.join(tmp, "perplexity.png"))
+        os.replace(os.path.join(tmp, "perplexity.png"), os.path.join(out, "perplexity.png"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
