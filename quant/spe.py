@@ -17,6 +17,7 @@ integer per result element, in row-major order of the result (or the hardware or
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -387,8 +388,23 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
 # group-level work (exponents, shifts, NaN/zero flags) is on tensors 16x smaller.
 # --------------------------------------------------------------------------------------------
 
-#: Values per chunk of the fused state update (128 KiB per int32 tensor).
+#: Values per chunk of the fused state update.
 _CHUNK = 1 << 18
+#: Scratch tensors of the fused update, per thread, reused from call to call (fresh tensors
+#: of this size cost more in page faults than the arithmetic on them).
+_SCRATCH = threading.local()
+
+
+def _workspace(i: int, shape) -> torch.Tensor:
+    """Scratch int32 tensor number ``i`` of ``shape`` (contents undefined)."""
+    n = 1
+    for x in shape:
+        n *= x
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    t = bufs.get(i)
+    if t is None or t.numel() < n:
+        t = bufs[i] = torch.empty(n, dtype=torch.int32)
+    return t[:n].view(shape)
 
 
 def _round_inplace(v: torch.Tensor, shift: torch.Tensor, cfg: SPEConfig, rand) -> torch.Tensor:
@@ -439,9 +455,10 @@ def _product_inplace(prod, e_base, nan, cfg: SPEConfig, rand):
 
 
 def _signed_aligned(mag, neg, exp, mu_el, e_max):
-    """Adder input, in place on ``mag``: magnitude with ADD_FRAC_BITS fraction bits, shifted
-    (truncating) to the common exponent ``e_max``, then signed (``neg``: 0/1)."""
-    dist = (e_max - exp).unsqueeze(-1) + mu_el
+    """Adder input, in place on ``mag`` (and on ``mu_el``, ``neg``: scratch): magnitude with
+    ADD_FRAC_BITS fraction bits, shifted (truncating) to the common exponent ``e_max``, then
+    signed (``neg``: 0/1)."""
+    dist = mu_el.add_((e_max - exp).unsqueeze(-1))
     mag <<= ADD_FRAC_BITS
     mag >>= dist.clamp_(max=MAG_BITS + ADD_FRAC_BITS + 1)
     m = neg.neg_()
@@ -477,26 +494,34 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
         c = slice(a, min(L, a + step))
         r = {s: None if t is None else t[c] for s, t in rand.items()}
         sexp = S.exp[c]
+        shape = S.mag[c].shape
+        w = [_workspace(i, shape) for i in range(4)]
         # decay = mul(S, d): products halved where both pair micro-exponents are 1
-        smu = pair_to_elements(S.mu[c])
+        smu = w[0]
+        smu.view(*shape[:-1], PAIRS, 2).copy_(S.mu[c].unsqueeze(-1).expand(
+            *shape[:-1], PAIRS, 2))
         dmu = d_mu[c, None]
-        prod = S.mag[c] * d_mag2[c, None]
-        prod >>= smu & dmu
+        prod = torch.mul(S.mag[c], d_mag2[c, None], out=w[1])
+        prod >>= torch.bitwise_and(smu, dmu, out=w[2])
         dm, dexp = _product_inplace(prod, sexp + d_eb[c, None], (sexp == EXP_NAN) | d_nan[c, None],
                                     cfg, r["mul_decay"])
+        # new = add(decay, outer) starts with the decay term (a cleared group has magnitude
+        # 0, so its mu does not matter)
         # outer = mul_scalar(k, v_j)
         vm = vmu[c, :, None, None]
         kmu = k_mu[c, None]
-        prod = k_mag2[c, None] * vmag[c, :, None, None]
-        prod >>= kmu & vm
+        prod = torch.mul(k_mag2[c, None], vmag[c, :, None, None], out=w[3])
+        prod >>= torch.bitwise_and(kmu, vm, out=w[2])
         ve = vexp[c, :, None]
         om, oexp = _product_inplace(prod, k_eb[c, None] + ve, k_nan[c, None] | (ve == EXP_NAN),
                                     cfg, r["mul_outer"])
-        # new = add(decay, outer); a cleared group has magnitude 0, so its mu does not matter
         e_max = torch.maximum(dexp, oexp)
-        total = _signed_aligned(dm, S.sign[c] ^ d.sign[c, None], dexp, smu | dmu, e_max)
-        total += _signed_aligned(om, k.sign[c, None] ^ vsign[c, :, None, None], oexp, kmu | vm,
-                                 e_max)
+        smu |= dmu
+        total = _signed_aligned(dm, torch.bitwise_xor(S.sign[c], d.sign[c, None], out=w[2]),
+                                dexp, smu, e_max)
+        omu = torch.bitwise_or(kmu, vm, out=w[0])
+        total += _signed_aligned(om, torch.bitwise_xor(k.sign[c, None], vsign[c, :, None, None],
+                                                       out=w[2]), oexp, omu, e_max)
         mag = torch.abs(total, out=out_mag[c])
         vmax = mag.amax(dim=-1)
         if cfg.renorm == "fixed":
@@ -510,10 +535,11 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
         exp, _ = _exp_and_clear(mag, e_max + sh, vmax, sure,
                                 (dexp == EXP_NAN) | (oexp == EXP_NAN))
         out_exp[c] = exp
-        neg = total >> 31  # -1 where the sum is negative
-        smag = mag ^ neg
+        neg = total.__irshift__(31)  # -1 where the sum is negative
+        smag = torch.bitwise_xor(mag, neg, out=w[0])
         smag -= neg
-        torch.neg(smag >> 31, out=out_sign[c])  # sign = 1 only for a non-zero magnitude
+        sign = torch.bitwise_right_shift(smag, 31, out=out_sign[c])
+        sign.neg_()  # sign = 1 only for a non-zero magnitude
         smag *= qf[c, None]
         torch.sum(smag, dim=-1, dtype=i32, out=acc[c])  # |A_g| < 2**18
     new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
