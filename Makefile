@@ -65,6 +65,8 @@ sweep: setup
 # accuracy study of the state formats -> build/study/
 study: setup
 	$(VPY) -m quant.study all --out $(BUILD)/study
+	$(VPY) -m quant.study fused --out $(BUILD)/study/fused
+	$(VPY) -m quant.study perplexity-all --out $(BUILD)/study/perplexity
 
 # the main job: sim, synth, sweeps, study, benchmarks, then build/report/index.html
 # (incremental: steps whose inputs did not change are skipped; FORCE=1 re-runs all)

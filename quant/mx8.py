@@ -346,8 +346,42 @@ def decode(m: MX8) -> torch.Tensor:
 def quantize(x: torch.Tensor, rounding: str = "nearest", *, rbits: int = 8,
              rng: RandomSource | int | torch.Tensor | None = None,
              overflow: str = "saturate") -> torch.Tensor:
-    """Quantize to MX8 and decode back: float32 tensor of ``x``'s shape (see :func:`encode`)."""
-    return decode(encode(x, rounding, rbits=rbits, rng=rng, overflow=overflow))
+    """Quantize to MX8 and decode back: float32 tensor of ``x``'s shape (see :func:`encode`).
+
+    Computed without the fields, in fp32 (bit-identical to ``decode(encode(x, ...))``, checked
+    by tests/test_mx8_format.py): ``y = |x| / unit`` is exact (a power-of-two scaling), so is
+    the truncation ``t = floor(y * 2**r)``, and ``(t + R) * 2**-r`` stays below 2**24.
+    """
+    x = _check_input(x)
+    check_rounding(rounding, rbits)
+    if overflow not in OVERFLOWS:
+        raise ValueError(f"overflow must be one of {OVERFLOWS}, not {overflow!r}")
+    if overflow == "carry":
+        return decode(encode(x, rounding, rbits=rbits, rng=rng, overflow=overflow))
+    x32 = x.detach().to(torch.float32).contiguous()
+    rand = _draw(rng, x32.shape, rounding, rbits)
+    lead = tuple(x32.shape[:-1])
+    g = x32.shape[-1] // GROUP
+    ab = x32.view(torch.int32).reshape(*lead, g, PAIRS, 2) & 0x7FFFFFFF
+    pexp = ab.amax(dim=-1) >> 23  # (..., G, 8): the pair's largest exponent field
+    gexp = pexp.amax(dim=-1, keepdim=True)  # 255 where the group holds an Inf or NaN
+    mu = ((pexp < gexp) & (gexp > 0)).to(torch.int32)
+    n = gexp - (BIAS + MAG_BITS - 1) - mu  # unit 2**n of each pair
+    r, add = (1, 1.0) if rounding == "nearest" else (rbits, rand.reshape(ab.shape))
+    if bool((gexp <= 24).any()):
+        # a denormal input (flushed to zero by the spec) could otherwise reach t >= 1, and
+        # 2**-n would overflow: flush, and divide by the unit instead of multiplying
+        ab = ab * (ab >= 0x00800000)
+        y = ab.view(torch.float32) / pow2(n).unsqueeze(-1)
+        y.mul_(float(1 << r))
+    else:
+        y = ab.view(torch.float32) * pow2(r - n).unsqueeze(-1)
+    m = y.floor_().add_(add).mul_(1.0 / (1 << r)).floor_().clamp_(max=MAG_MAX)
+    val = m.mul_(pow2(n).unsqueeze(-1)).reshape(x32.shape).copysign_(x32).add_(0.0)
+    nan = gexp == EXP_NAN
+    if bool(nan.any()):
+        val = val.reshape(*lead, g, GROUP).masked_fill_(nan.reshape(*lead, g, 1), torch.nan)
+    return val.reshape(x32.shape)
 
 
 # --------------------------------------------------------------------------------------------

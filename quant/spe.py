@@ -17,12 +17,13 @@ integer per result element, in row-major order of the result (or the hardware or
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
 
-from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MX8, MX8Scalar, PAIRS, _draw,
-                  apply_sign, check_rounding, round_shifted)
+from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MAG_MAX, MX8, MX8Scalar, PAIRS, _draw,
+                  apply_sign, check_rounding, pair_to_elements, round_shifted)
 from .rng import SITES, SPERandom
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
+    "fused_mul_add", "FMA_FRAC_BITS",
 ]
 
 RENORMS = ("lod", "fixed")
@@ -53,6 +55,8 @@ ATTEND_PARTIALS = 2
 #: Tokens per row in the attend mode: one DRAM row of a bank holds 32 sub-chunks (1 KB row,
 #: 256-bit columns); the partials are folded at the end of every row.
 ATTEND_ROW = 32
+#: Fraction bits the fused adder keeps below a full-width product's LSB when it aligns it.
+FMA_FRAC_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,16 @@ class SPEConfig:
         largest magnitude uses all 6 bits. ``"fixed"``: the multiplier always drops 6 bits
         (result exponent ``Ea + Eb - 126``) and the adder only shifts right by one when a sum
         needs a 7th bit.
+    fused : bool
+        The state update as one fused multiply-add (:func:`fused_mul_add`): both products
+        enter the adder exact and the sum is rounded once (site ``add``; the multiplier sites
+        draw nothing). Needs ``renorm="lod"``. Only :func:`state_update` looks at it.
     """
 
     rounding: str = "stochastic"
     rbits: int = RBITS
     renorm: str = "lod"
+    fused: bool = False
 
     def __post_init__(self):
         check_rounding(self.rounding, self.rbits)
@@ -82,6 +91,11 @@ class SPEConfig:
             raise ValueError(f"SPEConfig.rbits must be in 1..{ADD_FRAC_BITS}, not {self.rbits}")
         if self.renorm not in RENORMS:
             raise ValueError(f"SPEConfig.renorm must be one of {RENORMS}, not {self.renorm!r}")
+        if not isinstance(self.fused, bool):
+            raise TypeError(f"SPEConfig.fused must be a bool, not {self.fused!r}")
+        if self.fused and self.renorm != "lod":
+            raise ValueError(f"SPEConfig.fused=True needs renorm='lod' (the fused adder "
+                             f"normalizes by leading-one detection), not {self.renorm!r}")
 
 
 @dataclass(frozen=True)
@@ -124,17 +138,22 @@ def _bitlen(v: torch.Tensor) -> torch.Tensor:
     return torch.frexp(v.to(torch.float64)).exponent.to(torch.int32)
 
 
-def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand) -> MX8:
-    """Common back end of the multiplier and the adder.
+def _normalize_round(v, neg, e_base, frac, sh, mu_r, nan, cfg: SPEConfig, rand, *,
+                     finer: bool = False) -> MX8:
+    """Common back end of the multiplier, the adder and the fused adder.
 
     ``v`` (..., G, 16) are exact non-negative magnitudes in units of
-    ``2**(e_base - 127 - mu_r - 5 - frac)``; ``sh`` (..., G) is the policy's exponent shift.
-    The shift is raised where needed so the result exponent ``e_base + sh`` is >= 0 (gradual
-    underflow); a result exponent above 254 gives a NaN group (overflow).
+    ``2**(e_base - 127 - mu_r - 5 - frac)`` (``finer``: of ``2**(e_base - 127 - 5 - frac)``,
+    and a pair with ``mu_r = 1`` is rounded one bit finer); ``sh`` (..., G) is the policy's
+    exponent shift. The shift is raised where needed so the result exponent ``e_base + sh`` is
+    >= 0 (gradual underflow); a result exponent above 254 gives a NaN group (overflow).
     """
     sh = torch.maximum(sh, -e_base)
     exp = e_base + sh
-    mag = round_shifted(v, (frac + sh).unsqueeze(-1), cfg.rounding, cfg.rbits, rand)
+    shift = (frac + sh).unsqueeze(-1)
+    if finer:
+        shift = shift - pair_to_elements(mu_r)
+    mag = round_shifted(v, shift, cfg.rounding, cfg.rbits, rand)
     nan = nan | (exp > EXP_NAN - 1)
     zero = (mag.amax(dim=-1) == 0) & ~nan
     clear = (nan | zero).unsqueeze(-1)
@@ -220,6 +239,57 @@ def add(a: MX8, b: MX8, cfg: SPEConfig = SPEConfig(), rng=None) -> MX8:
                             cfg, rand)
 
 
+def _full_product(a: MX8, b: MX8):
+    """Exact products at full width: ``P = ma * mb << (2 - mu_a - mu_b)`` (< 2**14), sign
+    ``sa ^ sb`` and exponent ``X = Ea + Eb``: value ``(-1)**s * P * 2**(X - 254 - 12)``."""
+    lead_g = a.exp.shape
+    scale = (4 >> (a.mu + b.mu)).unsqueeze(-1)
+    p = ((a.mag * b.mag).reshape(*lead_g, PAIRS, 2) * scale).reshape(*lead_g, GROUP)
+    return p, a.sign ^ b.sign, a.exp + b.exp, a.nan | b.nan
+
+
+def fused_mul_add(a: MX8, b: MX8, c: MX8, e: MX8, cfg: SPEConfig = SPEConfig(),
+                  rng=None) -> MX8:
+    """``a * b + c * e`` rounded once (leading dimensions broadcast; ``renorm`` must be
+    ``"lod"``).
+
+    Steps (per group, docs/mx8.md section 8a): the products exact, ``P = ma*mb << (2 - mu_sum)``
+    with ``X = Ea + Eb``; ``X0 = max(X_ab, X_ce)``; each ``P``, extended by
+    :data:`FMA_FRAC_BITS` zero fraction bits, shifted right (truncating) by ``X0 - X``; signed
+    integer addition; leading-one renormalization, ``mu = 1`` for the pairs below the group's
+    leading binade, and one rounding (site ``add``); exponent ``X0 - 127 + sh``.
+    """
+    if cfg.renorm != "lod":
+        raise ValueError(f"fused_mul_add needs renorm='lod', not {cfg.renorm!r}")
+    lead = torch.broadcast_shapes(*(t.exp.shape[:-1] for t in (a, b, c, e)))
+    if len({t.exp.shape[-1] for t in (a, b, c, e)}) != 1:
+        raise ValueError(f"MX8 operands have different value lengths "
+                         f"{[t.shape for t in (a, b, c, e)]}")
+    a, b, c, e = (t.broadcast_to(lead) for t in (a, b, c, e))
+    p1, n1, x1, nan1 = _full_product(a, b)
+    p2, n2, x2, nan2 = _full_product(c, e)
+    x0 = torch.maximum(x1, x2)
+    lim = 2 * MAG_BITS + 2 + FMA_FRAC_BITS  # P << FMA_FRAC_BITS < 2**lim: all shifted out
+
+    def aligned(p, neg, x):
+        return apply_sign((p << FMA_FRAC_BITS) >> (x0 - x).clamp(max=lim).unsqueeze(-1), neg)
+
+    total = aligned(p1, n1, x1) + aligned(p2, n2, x2)
+    v = total.abs()
+    frac = MAG_BITS + 1 + FMA_FRAC_BITS  # total's unit is 2**(X0 - 127 - 127 - 5 - frac)
+    top = _bitlen(v.amax(dim=-1))
+    sh = top - (MAG_BITS + frac)
+    # a pair whose largest |sum| lies below the group's leading binade gets mu = 1 (the
+    # quantizer's rule, section 2) and is rounded one bit finer
+    pair_top = _bitlen(v.reshape(*v.shape[:-1], PAIRS, 2).amax(dim=-1))
+    mu = (pair_top < top.unsqueeze(-1)).to(torch.int32)
+    rand = _draw(rng, v.shape[:-2] + (v.shape[-2] * GROUP,), cfg.rounding, cfg.rbits)
+    if rand is not None:
+        rand = rand.reshape(v.shape)
+    return _normalize_round(v, total < 0, x0 - BIAS, frac, sh, mu, nan1 | nan2, cfg, rand,
+                            finer=True)
+
+
 def dot(a: MX8, b: MX8) -> DotOut:
     """32-element dot products, one per sub-chunk (two groups) of the last dimension.
 
@@ -301,6 +371,9 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
         S'[j] = add(decay, outer)     (site add)
         partial = dot(S'[j], q)       (exact, no rounding)
 
+    With ``cfg.fused``: ``S'[j] = fused_mul_add(d, S[j], k, v[j])`` (one rounding, site
+    ``add``; the multiplier sites draw nothing).
+
     ``y[j]`` is the float64 sum of the ``dim_head / 32`` partials of column ``j`` (the GPU
     accumulates them in higher precision). Random bits are consumed in the SPU's order (see
     :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
@@ -309,13 +382,195 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
     """
     lead, dim_state, dim_head = _check_shapes(S, d, k, v, q)
     rng = _spe_random(rng)
+    if cfg.fused:  # one rounding: only the adder's generator draws
+        rand = hardware_order_rand(rng["add"], lead, dim_state, dim_head, cfg.rounding,
+                                   cfg.rbits)
+        nl = len(lead)
+        new = fused_mul_add(S, d.unsqueeze(nl), k.unsqueeze(nl),
+                            v.scalars().expand_groups(lead + (dim_state,), k.exp.shape[-1]),
+                            cfg, rand)
+        partial = dot(new, q.unsqueeze(nl))
+        return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
     draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
              for s in SITES}
-    decay = mul(S, d.unsqueeze(len(lead)), cfg, draws["mul_decay"])
-    outer = mul_scalar(k.unsqueeze(len(lead)), v.scalars(), cfg, draws["mul_outer"])
-    new = add(decay, outer, cfg, draws["add"])
-    partial = dot(new, q.unsqueeze(len(lead)))
+    new, partial = _state_update_fast(S, d, k, v, q, cfg, draws)
     return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
+
+
+# --------------------------------------------------------------------------------------------
+# The state update, fused for speed. Bit-identical to
+#     new = add(mul(S, d), mul_scalar(k, v.scalars()), cfg); partial = dot(new, q)
+# (tests/test_spe_arith.py compares the two on random and corner fields). All int32, in place
+# where possible, over chunks of the leading dimension small enough to stay in the caches; the
+# group-level work (exponents, shifts, NaN/zero flags) is on tensors 16x smaller.
+# --------------------------------------------------------------------------------------------
+
+#: Values per chunk of the fused state update.
+_CHUNK = 1 << 18
+#: Scratch tensors of the fused update, per thread, reused from call to call (fresh tensors
+#: of this size cost more in page faults than the arithmetic on them).
+_SCRATCH = threading.local()
+
+
+def _workspace(i: int, shape) -> torch.Tensor:
+    """Scratch int32 tensor number ``i`` of ``shape`` (contents undefined)."""
+    n = 1
+    for x in shape:
+        n *= x
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    t = bufs.get(i)
+    if t is None or t.numel() < n:
+        t = bufs[i] = torch.empty(n, dtype=torch.int32)
+    return t[:n].view(shape)
+
+
+def _round_inplace(v: torch.Tensor, shift: torch.Tensor, cfg: SPEConfig, rand) -> torch.Tensor:
+    """``round_shifted(v, shift[..., None], ...)`` for a group-level ``shift``, in place on
+    ``v`` (int32, non-negative)."""
+    r, add_ = (1, 1) if cfg.rounding == "nearest" else (cfg.rbits, rand)
+    u = (shift - r).clamp_(-31, 31)
+    left = (-u).clamp_(min=0)
+    if bool(left.any()):
+        v <<= left.unsqueeze(-1)
+    v >>= u.clamp_(min=0).unsqueeze(-1)
+    v += add_
+    v >>= r
+    return v.clamp_(max=MAG_MAX)
+
+
+def _exp_and_clear(mag, exp, vmax, surely_nonzero, nan):
+    """``_normalize_round``'s zero and NaN groups: result exponent, ``mag`` cleared in NaN
+    groups (in place). ``vmax`` is the group maximum before rounding; where
+    ``surely_nonzero`` the largest value rounds to >= 32, so ``vmax == 0`` decides zero."""
+    nan = nan | (exp > EXP_NAN - 1)
+    if bool((~surely_nonzero & (vmax > 0)).any()):
+        zero = mag.amax(dim=-1) == 0
+    else:
+        zero = vmax == 0
+    zero &= ~nan
+    exp = torch.where(nan, EXP_NAN, torch.where(zero, 0, exp))
+    if bool(nan.any()):
+        mag.mul_((~nan).unsqueeze(-1))
+    return exp, zero | nan
+
+
+def _product_inplace(prod, e_base, nan, cfg: SPEConfig, rand):
+    """Multiplier back end on the exact products (int32, one fraction bit), in place:
+    returns ``(mag, exp)`` of the normalized, rounded product."""
+    pmax = prod.amax(dim=-1)
+    if cfg.renorm == "fixed":
+        sh = torch.full_like(e_base, MAG_BITS)
+        sure = torch.zeros_like(nan)
+    else:
+        sh = (_bitlen(pmax) - (MAG_BITS + 1)).clamp_(min=0)
+        sure = (sh > 0) & (sh >= -e_base)  # leading one lands in bit 5 or 6 of the result
+    sh = torch.maximum(sh, -e_base)
+    exp = e_base + sh
+    mag = _round_inplace(prod, sh + 1, cfg, rand)
+    exp, _ = _exp_and_clear(mag, exp, pmax, sure, nan)
+    return mag, exp
+
+
+def _signed_aligned(mag, neg, exp, mu_el, e_max):
+    """Adder input, in place on ``mag`` (and on ``mu_el``, ``neg``: scratch): magnitude with
+    ADD_FRAC_BITS fraction bits, shifted (truncating) to the common exponent ``e_max``, then
+    signed (``neg``: 0/1)."""
+    dist = mu_el.add_((e_max - exp).unsqueeze(-1))
+    mag <<= ADD_FRAC_BITS
+    mag >>= dist.clamp_(max=MAG_BITS + ADD_FRAC_BITS + 1)
+    m = neg.neg_()
+    mag ^= m
+    mag -= m
+    return mag
+
+
+def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, draws):
+    i32 = torch.int32
+    lead_s = tuple(S.exp.shape[:-1])  # (*lead, dim_state)
+    ds, G = S.exp.shape[-2], S.exp.shape[-1]
+    L = S.exp[..., 0, 0].numel()
+    S = S.reshape_lead(L, ds)
+    d, k, q = d.reshape_lead(L), k.reshape_lead(L), q.reshape_lead(L)
+    vs = v.scalars()
+    vexp, vmu, vsign, vmag = (t.reshape(L, ds) for t in (vs.exp, vs.mu, vs.sign, vs.mag))
+    rand = {s: None if r is None else r.reshape(L, ds, G, GROUP) for s, r in draws.items()}
+    ebias = BIAS + MAG_BITS - 1
+    # per-lead operands (broadcast over dim_state)
+    d_mu, k_mu = d.mu_el, k.mu_el
+    d_mag2, k_mag2 = d.mag << 1, k.mag << 1  # the product's fraction bit
+    q_mu = q.mu_el
+    qf = apply_sign(q.mag << (2 - q_mu), q.sign)  # new.mu == 0: dot terms are m * qf
+    d_eb, k_eb = d.exp - ebias, k.exp - ebias
+    d_nan, k_nan, q_nan = d.nan, k.nan, q.nan
+    out_exp = torch.empty(L, ds, G, dtype=i32)
+    out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
+    out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
+    acc = torch.empty(L, ds, G, dtype=i32)
+    step = max(1, _CHUNK // (ds * G * GROUP))
+    for a in range(0, L, step):
+        c = slice(a, min(L, a + step))
+        r = {s: None if t is None else t[c] for s, t in rand.items()}
+        sexp = S.exp[c]
+        shape = S.mag[c].shape
+        w = [_workspace(i, shape) for i in range(4)]
+        # decay = mul(S, d): products halved where both pair micro-exponents are 1
+        smu = w[0]
+        smu.view(*shape[:-1], PAIRS, 2).copy_(S.mu[c].unsqueeze(-1).expand(
+            *shape[:-1], PAIRS, 2))
+        dmu = d_mu[c, None]
+        prod = torch.mul(S.mag[c], d_mag2[c, None], out=w[1])
+        prod >>= torch.bitwise_and(smu, dmu, out=w[2])
+        dm, dexp = _product_inplace(prod, sexp + d_eb[c, None], (sexp == EXP_NAN) | d_nan[c, None],
+                                    cfg, r["mul_decay"])
+        # new = add(decay, outer) starts with the decay term (a cleared group has magnitude
+        # 0, so its mu does not matter)
+        # outer = mul_scalar(k, v_j)
+        vm = vmu[c, :, None, None]
+        kmu = k_mu[c, None]
+        prod = torch.mul(k_mag2[c, None], vmag[c, :, None, None], out=w[3])
+        prod >>= torch.bitwise_and(kmu, vm, out=w[2])
+        ve = vexp[c, :, None]
+        om, oexp = _product_inplace(prod, k_eb[c, None] + ve, k_nan[c, None] | (ve == EXP_NAN),
+                                    cfg, r["mul_outer"])
+        e_max = torch.maximum(dexp, oexp)
+        smu |= dmu
+        total = _signed_aligned(dm, torch.bitwise_xor(S.sign[c], d.sign[c, None], out=w[2]),
+                                dexp, smu, e_max)
+        omu = torch.bitwise_or(kmu, vm, out=w[0])
+        total += _signed_aligned(om, torch.bitwise_xor(k.sign[c, None], vsign[c, :, None, None],
+                                                       out=w[2]), oexp, omu, e_max)
+        mag = torch.abs(total, out=out_mag[c])
+        vmax = mag.amax(dim=-1)
+        if cfg.renorm == "fixed":
+            sh = (vmax >> (MAG_BITS + ADD_FRAC_BITS)).clamp_(max=1)
+            sure = torch.zeros_like(vmax, dtype=torch.bool)
+        else:
+            sh = _bitlen(vmax) - (MAG_BITS + ADD_FRAC_BITS)
+            sure = sh >= -e_max
+        sh = torch.maximum(sh, -e_max)
+        _round_inplace(mag, sh + ADD_FRAC_BITS, cfg, r["add"])
+        exp, _ = _exp_and_clear(mag, e_max + sh, vmax, sure,
+                                (dexp == EXP_NAN) | (oexp == EXP_NAN))
+        out_exp[c] = exp
+        neg = total.__irshift__(31)  # -1 where the sum is negative
+        smag = torch.bitwise_xor(mag, neg, out=w[0])
+        smag -= neg
+        sign = torch.bitwise_right_shift(smag, 31, out=out_sign[c])
+        sign.neg_()  # sign = 1 only for a non-zero magnitude
+        smag *= qf[c, None]
+        torch.sum(smag, dim=-1, dtype=i32, out=acc[c])  # |A_g| < 2**18
+    new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
+              out_mag).reshape_lead(*lead_s)
+    # partial = dot(new, q): per sub-chunk, the two groups aligned to the larger exponent
+    acc = acc.reshape(*lead_s, G // 2, 2)
+    xg = (new.exp + q.exp.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2)
+    nan = (new.nan | q_nan.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2).any(-1)
+    x = torch.where(acc != 0, xg, 0).amax(dim=-1)
+    dist = (x.unsqueeze(-1) - xg).clamp_(0, 31)  # |acc << 8| < 2**26: >> 31 == >> 62
+    y = ((acc << DOT_GUARD_BITS) >> dist).sum(dim=-1, dtype=torch.int64)
+    y = torch.where(nan, 0, y)
+    x = torch.where(nan, DOT_X_NAN, x).to(i32)
+    return new, DotOut(y, x)
 
 
 def attention_score(keys: MX8, q: MX8) -> DotOut:

@@ -204,8 +204,9 @@ def section_sweep(build: Path) -> tuple[str, dict]:
 
 def section_study(build: Path) -> tuple[str, dict]:
     d = build / "study"
-    csvs = sorted(d.glob("*.csv"))
-    pngs = sorted(d.glob("*.png"))
+    # the main study, then study fused / perplexity-all in their sub-directories
+    csvs = sorted(d.glob("*.csv")) + sorted(d.glob("*/*.csv"))
+    pngs = sorted(d.glob("*.png")) + sorted(d.glob("*/*.png"))
     if not csvs and not pngs:
         return missing("The accuracy study (build/study/)", "make study"), {}
     body = ""

@@ -268,3 +268,25 @@ def test_pack_bytes_are_little_endian_words(gen):
     raw = mx8.pack(f).numpy()
     for row, w in zip(raw.reshape(4, 16), mx8.to_words(f)):
         assert int.from_bytes(bytes(row.astype(np.uint8)), "little") == w
+
+
+@pytest.mark.parametrize("rounding,rbits", [("nearest", 8), ("stochastic", 1),
+                                            ("stochastic", 8), ("stochastic", 16)])
+def test_quantize_fast_path_is_decode_of_encode(rounding, rbits):
+    """mx8.quantize computes in fp32 without the fields: every bit equals decode(encode)."""
+    g = torch.Generator().manual_seed(rbits)
+    wide = torch.randn(1 << 14, generator=g) * torch.exp2(
+        torch.randint(-150, 128, (1 << 14,), generator=g).float())
+    x = torch.randn(4096, generator=g)
+    x[::7] = 0.0
+    x[5::13] = 1e-40  # denormals next to normals
+    x[300:316] = 1e-39  # a denormal-only group
+    x[400:416] = -0.0
+    x[100:116] = float("inf")
+    x[200] = float("nan")
+    x[500:516] = torch.tensor([63.5, 64, -63.5, 1.5, -1.5, 0.5, -0.5, 2.5] * 2) * 2.0 ** -5
+    for xs in (torch.randn(64, 32, generator=g), wide, x):
+        rand = torch.randint(0, 1 << rbits, xs.shape, generator=g, dtype=torch.int32)
+        want = mx8.decode(mx8.encode(xs, rounding, rbits=rbits, rng=rand))
+        got = mx8.quantize(xs, rounding, rbits=rbits, rng=rand)
+        assert torch.equal(got.view(torch.int32), want.view(torch.int32))

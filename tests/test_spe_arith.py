@@ -305,3 +305,30 @@ def test_attention_attend_partial_sum_order():
                for f in ("exp", "mu", "sign", "mag"))
     with pytest.raises(ValueError, match="partials must be a positive int"):
         spe.attention_attend(vals, s7, cfg, partials=0)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("exp_lo,exp_hi", [(1, 254), (1, 20), (120, 134), (240, 254)])
+def test_fused_state_update_equals_the_composition(cfg, exp_lo, exp_hi):
+    """spe.state_update (the fast, fused code) against mul/mul_scalar/add/dot on random
+    fields: every exponent range (underflow, overflow to NaN), NaN and zero groups."""
+    gen = torch.Generator().manual_seed(exp_lo * 7 + exp_hi)
+    B, ds, dh = 3, 16, 64
+    f = lambda *lead: random_fields(gen, lead, dh // 16, exp_lo=exp_lo,  # noqa: E731
+                                    exp_hi=exp_hi)
+    S, d, k, q = f(B, ds), f(B), f(B), f(B)
+    v = random_fields(gen, (B,), ds // 16, exp_lo=exp_lo, exp_hi=exp_hi)
+    S.exp[0, 3, 1] = 255  # NaN groups in the state, in d and in v
+    d.exp[1, 2] = 255
+    v.exp[2, 0] = 255
+    out = spe.state_update(S, d, k, v, q, cfg, SPERandom.torch(5))
+    rnd = SPERandom.torch(5)
+    draws = {s: spe.hardware_order_rand(rnd[s], (B,), ds, dh, cfg.rounding, cfg.rbits)
+             for s in ("mul_decay", "mul_outer", "add")}
+    decay = spe.mul(S, d.unsqueeze(1), cfg, draws["mul_decay"])
+    outer = spe.mul_scalar(k.unsqueeze(1), v.scalars(), cfg, draws["mul_outer"])
+    new = spe.add(decay, outer, cfg, draws["add"])
+    part = spe.dot(new, q.unsqueeze(1))
+    assert new.equal(out.state)
+    assert torch.equal(part.y_int, out.partial.y_int)
+    assert torch.equal(part.x_exp, out.partial.x_exp)

@@ -4,6 +4,10 @@
         --steps 2048 --seed 7 --json
     python -m quant.study all --out build/study [--steps 2048] [--long-steps 8192] [--jobs 2]
     python -m quant.study plot --out build/study          (re-plot from curves.csv)
+    python -m quant.study fused --out build/study/fused   (state error, unfused vs fused)
+    python -m quant.study perplexity --format mx8 --rounding stochastic --datapath exact \\
+        [--seq-len 2048] [--fused] --json
+    python -m quant.study perplexity-all --out build/study/perplexity [--seq-len 2048]
 
 Configuration errors print one line naming the option and the allowed values and exit 2;
 ``all`` writes its files to temporary names and renames them when everything succeeded.
@@ -57,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--decay", default="nearest",
                    help=f"GPU encoding of d: {','.join(DECAY_ENCODINGS)} (nearest)")
     s.add_argument("--inputs", default="fp32", help="fakequant only: fp32,mx8 (fp32)")
+    s.add_argument("--fused", action="store_true",
+                   help="exact only: the SPE's fused update (one rounding, docs/mx8.md 8a)")
     s.add_argument("--steps", type=_int("--steps"), default=2048)
     s.add_argument("--seed", type=_int("--seed"), default=0)
     s.add_argument("--heads", type=_int("--heads"), default=None,
@@ -75,6 +81,29 @@ def _parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="re-draw the plots and table from DIR/curves.csv")
     pl.add_argument("--out", required=True)
+
+    fu = sub.add_parser("fused", help="state error: exact unfused vs fused vs fake-quant")
+    fu.add_argument("--out", required=True)
+    fu.add_argument("--steps", type=_int("--steps"), default=2048)
+    fu.add_argument("--seeds", default="0,1", help="comma-separated seeds (0,1)")
+    fu.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+
+    pp = sub.add_parser("perplexity", help="perplexity of the trained Mamba-2, one variant")
+    pp.add_argument("--format", default="mx8", help=f"{','.join(FORMATS)} (mx8)")
+    pp.add_argument("--rounding", default="stochastic", help="nearest,stochastic (stochastic)")
+    pp.add_argument("--datapath", default="exact", help="fakequant,exact (exact)")
+    pp.add_argument("--seq-len", type=_int("--seq-len"), default=2048)
+    pp.add_argument("--fused", action="store_true", help="exact only: the fused update")
+    pp.add_argument("--decay", default="stochastic-carry",
+                    help=f"exact only, GPU encoding of d: {','.join(DECAY_ENCODINGS)}")
+    pp.add_argument("--seed", type=_int("--seed"), default=0)
+    pp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    pa = sub.add_parser("perplexity-all", help="perplexity table and plot, every variant")
+    pa.add_argument("--out", required=True)
+    pa.add_argument("--seq-len", type=_int("--seq-len"), default=2048)
+    pa.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+    pa.add_argument("--replot", action="store_true", help="redraw the plot from OUT's CSV")
     return p
 
 
@@ -91,7 +120,7 @@ def _swamping(ns) -> int:
             ns.workload, heads=shape["heads"] if ns.heads is None else ns.heads, batch=ns.batch,
             dim_state=shape["dim_state"] if ns.dim_state is None else ns.dim_state)
         v = make_variant(ns.datapath, ns.format, ns.rounding, ns.rbits, renorm=ns.renorm,
-                         rng=ns.rng, decay=ns.decay, inputs=ns.inputs)
+                         rng=ns.rng, decay=ns.decay, inputs=ns.inputs, fused=ns.fused)
         if ns.steps < 1:
             raise ValueError(f"steps must be a positive integer, not {ns.steps}")
     except ValueError as e:
@@ -136,9 +165,60 @@ def _plot(ns) -> int:
     return 0
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        _fail(f"--seeds must be comma-separated integers, not {text!r}")
+
+
+def _fused(ns) -> int:
+    from .plan import fused_plan
+    from .report import run_all
+    for name, val in (("--steps", ns.steps), ("--jobs", ns.jobs)):
+        if val < 1:
+            _fail(f"{name} must be a positive integer, not {val}")
+    run_all(ns.out, steps=ns.steps, seeds=_seeds(ns.seeds), jobs=ns.jobs,
+            plan=fused_plan(ns.steps, _seeds(ns.seeds)))
+    return 0
+
+
+def _perplexity(ns) -> int:
+    from .perplexity import run_perplexity
+    log = (lambda s: print(s, file=sys.stderr)) if ns.json else print
+    try:
+        res = run_perplexity(ns.format, ns.rounding, ns.datapath, ns.seq_len, fused=ns.fused,
+                             decay=ns.decay, seed=ns.seed, log=log)
+    except (ValueError, RuntimeError) as e:
+        _fail(str(e))
+    if ns.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['variant']} seq_len={ns.seq_len}: ppl={res['ppl']:.4f} "
+              f"ppl_fp32={res['ppl_fp32']:.4f}")
+    return 0
+
+
+def _perplexity_all(ns) -> int:
+    from .perplexity import replot, run_sweep
+    if ns.replot:
+        if not os.path.exists(os.path.join(ns.out, "perplexity.csv")):
+            _fail(f"--out: {os.path.join(ns.out, 'perplexity.csv')} does not exist")
+        replot(ns.out)
+        return 0
+    if ns.jobs < 1:
+        _fail(f"--jobs must be a positive integer, not {ns.jobs}")
+    try:
+        run_sweep(ns.out, ns.seq_len, jobs=ns.jobs)
+    except (ValueError, RuntimeError) as e:
+        _fail(str(e))
+    return 0
+
+
 def main(argv=None) -> int:
     ns = _parser().parse_args(argv)
-    return {"swamping": _swamping, "all": _all, "plot": _plot}[ns.cmd](ns)
+    return {"swamping": _swamping, "all": _all, "plot": _plot, "fused": _fused,
+            "perplexity": _perplexity, "perplexity-all": _perplexity_all}[ns.cmd](ns)
 
 
 if __name__ == "__main__":

@@ -50,14 +50,16 @@ class QuantizedStep:
     """Drop-in replacement of ``mamba2_selective_state_update`` (see the module docstring)."""
 
     def __init__(self, datapath: str = "exact", fmt: str = "mx8", rounding: str = "stochastic",
-                 rbits: int = 8, *, renorm: str = "lod", decay: str = "nearest", seed: int = 0):
-        self.variant = make_variant(datapath, fmt, rounding, rbits, renorm=renorm, decay=decay)
+                 rbits: int = 8, *, renorm: str = "lod", decay: str = "nearest", seed: int = 0,
+                 fused: bool = False):
+        self.variant = make_variant(datapath, fmt, rounding, rbits, renorm=renorm, decay=decay,
+                                    fused=fused)
         v = self.variant
         self.seed = seed
         self.src = TorchBits(derive_seed(seed, v.key, "state"))
         self.dsrc = TorchBits(derive_seed(seed, v.key, "decay"))
         if v.datapath == "exact":
-            self.cfg = spe.SPEConfig(v.rounding, v.rbits, v.renorm)
+            self.cfg = spe.SPEConfig(v.rounding, v.rbits, v.renorm, v.fused)
             self.rng = SPERandom.torch(derive_seed(seed, v.key, "state"))
         self._held: dict[int, tuple[mx8.MX8, torch.Tensor]] = {}
         self.calls = 0
@@ -120,7 +122,7 @@ class QuantizedStep:
 @contextlib.contextmanager
 def quantized_mamba2(datapath: str = "exact", fmt: str = "mx8", rounding: str = "stochastic",
                      rbits: int = 8, *, renorm: str = "lod", decay: str = "nearest",
-                     seed: int = 0):
+                     seed: int = 0, fused: bool = False):
     """Patch ``transformers``' Mamba-2 single-token step for the duration of the block::
 
         with quantized_mamba2("exact", rounding="stochastic") as step:
@@ -128,7 +130,8 @@ def quantized_mamba2(datapath: str = "exact", fmt: str = "mx8", rounding: str = 
         print(step.calls)
     """
     from transformers.models.mamba2 import modeling_mamba2 as mod
-    step = QuantizedStep(datapath, fmt, rounding, rbits, renorm=renorm, decay=decay, seed=seed)
+    step = QuantizedStep(datapath, fmt, rounding, rbits, renorm=renorm, decay=decay, seed=seed,
+                         fused=fused)
     orig = mod.mamba2_selective_state_update
     mod.mamba2_selective_state_update = step
     try:

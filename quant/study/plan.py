@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from .runner import CARRY_FORMAT, FORMATS, ROUNDINGS, Variant, make_variant
 from .workloads import Workload, make_workload
 
-__all__ = ["STUDY_SHAPES", "Job", "default_plan", "SPEC", "RECOMMENDED"]
+__all__ = ["STUDY_SHAPES", "Job", "default_plan", "fused_plan", "SPEC", "RECOMMENDED",
+           "FUSED"]
 
 #: heads and simulated state columns per workload in the study
 STUDY_SHAPES = {
@@ -39,6 +40,9 @@ SPEC = make_variant("exact", "mx8", "stochastic", 8, renorm="lod", decay="neares
 #: the same with the GPU encoding d stochastically with carry
 RECOMMENDED = make_variant("exact", "mx8", "stochastic", 8, renorm="lod",
                            decay="stochastic-carry")
+#: the recommended setting with the fused update (one rounding, docs/mx8.md section 8a)
+FUSED = make_variant("exact", "mx8", "stochastic", 8, renorm="lod", decay="stochastic-carry",
+                     fused=True)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ def exact_main_variants() -> list[Variant]:
     return [
         SPEC,
         RECOMMENDED,
+        FUSED,
         make_variant("exact", "mx8", "nearest", renorm="lod", decay="nearest"),
         make_variant("fakequant", "mx8", "stochastic", 8, inputs="mx8", decay="nearest"),
         make_variant("fakequant", "mx8", "stochastic", 8, inputs="mx8",
@@ -108,4 +113,26 @@ def default_plan(steps: int = 2048, long_steps: int = 8192, seeds=(0, 1),
         if fam in sweep_workloads:
             for v in sweep_variants():
                 jobs.append(Job(wl, seeds[0], steps, (v,)))
+    return sorted(jobs, key=lambda j: -j.cost())
+
+
+def fused_variants() -> list[Variant]:
+    """Unfused against fused exact datapath, with the fake-quant shortcut they are compared
+    to, for both roundings (``study fused``)."""
+    out = []
+    for r in ROUNDINGS:
+        out.append(make_variant("fakequant", "mx8", r, 8))
+        # the shortcut with the exact datapath's MX8 inputs: what input rounding alone costs
+        out.append(make_variant("fakequant", "mx8", r, 8, inputs="mx8",
+                                decay="stochastic-carry"))
+        for fused in (False, True):
+            out.append(make_variant("exact", "mx8", r, 8, renorm="lod",
+                                    decay="stochastic-carry", fused=fused))
+    return out
+
+
+def fused_plan(steps: int = 2048, seeds=(0, 1)) -> list[Job]:
+    """Every workload and seed: :func:`fused_variants` in lock step (one job each)."""
+    jobs = [Job(make_workload(fam, **shape), s, steps, tuple(fused_variants()))
+            for fam, shape in STUDY_SHAPES.items() for s in seeds]
     return sorted(jobs, key=lambda j: -j.cost())

@@ -80,6 +80,7 @@ class Variant:
     rng: str = "-"
     decay: str = "-"
     inputs: str = "fp32"
+    fused: bool = False
 
     @property
     def key(self) -> str:
@@ -90,6 +91,8 @@ class Variant:
         parts = [self.datapath, self.fmt, r]
         if self.datapath == "exact":
             parts += [self.renorm, self.rng, "d=" + self.decay]
+            if self.fused:
+                parts.append("fused")
         elif self.inputs != "fp32":
             parts += ["in=" + self.inputs, "d=" + self.decay]
         return "/".join(parts)
@@ -100,9 +103,15 @@ class Variant:
 
 def make_variant(datapath: str, fmt: str = "mx8", rounding: str = "nearest", rbits: int = 8,
                  *, renorm: str = "lod", rng: str = "torch", decay: str = "nearest",
-                 inputs: str = "fp32") -> Variant:
-    """Validate and canonicalise a variant (options that do not apply are set to ``"-"``)."""
+                 inputs: str = "fp32", fused: bool = False) -> Variant:
+    """Validate and canonicalise a variant (options that do not apply are set to ``"-"``;
+    ``fused``: the SPE's fused update, ``quant.spe.SPEConfig(fused=True)``, exact only)."""
     _choice("datapath", datapath, DATAPATHS)
+    if not isinstance(fused, bool):
+        raise ValueError(f"fused must be a bool, not {fused!r}")
+    if fused and datapath != "exact":
+        raise ValueError(f"fused applies to datapath exact only (the SPE's fused update), "
+                         f"not {datapath!r}")
     if datapath == "fp32":
         return Variant("fp32")
     _choice("format", fmt, ("fp32",) + FORMATS + (CARRY_FORMAT,))
@@ -120,7 +129,9 @@ def make_variant(datapath: str, fmt: str = "mx8", rounding: str = "nearest", rbi
                              f"not {fmt!r}")
         _choice("renorm", renorm, RENORMS)
         _choice("rng", rng, RNGS)
-        return Variant("exact", "mx8", rounding, rbits, renorm, rng, decay, "mx8")
+        if fused and renorm != "lod":
+            raise ValueError(f"fused needs renorm lod, not {renorm!r}")
+        return Variant("exact", "mx8", rounding, rbits, renorm, rng, decay, "mx8", fused)
     _choice("inputs", inputs, INPUTS)
     return Variant("fakequant", fmt, rounding, rbits, "-", "-",
                    decay if inputs == "mx8" else "-", inputs)
@@ -202,7 +213,7 @@ class _ExactStepper:
 
     def __init__(self, wl: Workload, v: Variant, seed: int):
         self.v = v
-        self.cfg = spe.SPEConfig(v.rounding, v.rbits, v.renorm)
+        self.cfg = spe.SPEConfig(v.rounding, v.rbits, v.renorm, v.fused)
         self.S = mx8.encode(torch.zeros(wl.lead, wl.dim_state, wl.dim_head))
         base = derive_seed(seed, v.key, "state")
         if v.rng == "torch":
