@@ -262,13 +262,20 @@ def _attention_body(case):
     acc = spe.attention_attend(to_mx8(vals, (seq,)), sc, cfg, SPERandom.lfsr(site_seeds))
     rnd = SPERandom.lfsr(site_seeds)
     args = (cfg.renorm, cfg.rounding, cfg.rbits)
-    want = [ref.copy_group(ref.ZERO_GROUP), ref.copy_group(ref.ZERO_GROUP)]
+    # the attend order (docs/mx8.md section 8): token t into partial t mod ATTEND_PARTIALS
+    # (seq <= 4 tokens: one row), then the partials folded into partial 0 after the last token
+    assert seq <= spe.ATTEND_ROW and spe.ATTEND_PARTIALS == 2
+    zero = ref.copy_group(ref.ZERO_GROUP)
+    parts = [[ref.copy_group(zero), ref.copy_group(zero)] for _ in range(2)]
     for t in range(seq):
         r_o, r_a = _events(cfg, rnd, "mul_outer"), _events(cfg, rnd, "add")
+        p = parts[t % 2]
         for h in range(2):
             prod = ref.mul_group(vals[2 * t + h], column_scalar(scores, t), *args,
                                  _half(r_o, h))
-            want[h] = ref.add_group(want[h], prod, *args, _half(r_a, h))
+            p[h] = ref.add_group(p[h], prod, *args, _half(r_a, h))
+    r_f = _events(cfg, rnd, "add")
+    want = [ref.add_group(parts[0][h], parts[1][h], *args, _half(r_f, h)) for h in range(2)]
     assert to_dicts(acc) == want
 
 
