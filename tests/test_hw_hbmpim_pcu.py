@@ -73,7 +73,7 @@ def _gather(job, reads, n):
     return out
 
 
-@pytest.mark.parametrize("dim_head, dim_state", [(3, 16), (8, 128), (5, 240)])
+@pytest.mark.parametrize("dim_head, dim_state", [(3, 16), (4, 32), (8, 128), (5, 240)])
 def test_golden_state_update_matches_formula(dim_head, dim_state):
     g = np.random.default_rng(dim_head * 1000 + dim_state)
     S = random_fp16(g, (dim_head, dim_state))
