@@ -11,8 +11,9 @@ A *round* is what one pseudo-channel (PC) does with one open row in each of its 
    ACT4 and after the last REG_WRITE burst. An HBM-PIM PCU's COMPs are its PIM column
    commands (one CRF instruction each, one tCCD_L slot); where its program switches between
    bank reads and bank writes, the DRAM read/write turnarounds of one loop body add ``gap``
-   cycles every ``gap_every`` (= body) commands (:func:`pcu_turnaround`). The last COMP's write-back comes
-   ``(pipeline_depth - 1) * tCCD_L`` later, its results ``pipeline_depth * tCCD_L`` later.
+   cycles every ``gap_every`` (= body) commands (:func:`pcu_turnaround`). The last COMP's
+   write-back comes ``(pipeline_depth - 1) * tCCD_L`` later, its results
+   ``pipeline_depth * tCCD_L`` later.
 4. ``PRECHARGES`` once ``tRAS`` (from the last ACT4), ``tRTP_L`` (from the last COMP read) and
    ``tWR`` (from the last write-back) have passed; the banks are closed ``tRP`` later.
    ``RESULT_READ``s (one column each, on the bus) start when the results are ready and overlap
