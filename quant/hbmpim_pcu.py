@@ -291,14 +291,13 @@ def build_head(mode: str, **arrays) -> HeadJob:
             cmds.append((WRITE, Space.GRF_B, b, 0))
         cmds.append((WRITE, Space.CTRL, 0, 0))
         if mode == "state_update":
+            body = _row_commands(hp.loop_body(prog), n)
             for i in range(dim_head):
                 srf = [a["d"][i], a["k"][i], a["q"][i]] + [0] * 13
                 cmds.append((WRITE, Space.SRF, 0, lanes_to_column(srf)))
                 for b in range(pp.blocks):
-                    c = base + i * n + b
-                    cols[c] = a["S"][i, 16 * (blk0 + b):16 * (blk0 + b + 1)]
-                    cmds += [(COLUMN, c, False), (COLUMN, c, False), (COLUMN, c, True),
-                             (COLUMN, c, False)]
+                    cols[base + i * n + b] = a["S"][i, 16 * (blk0 + b):16 * (blk0 + b + 1)]
+                cmds += [(COLUMN, base + i * n + b, w) for b, w in body]
         else:
             scal = a["q"] if mode == "score" else a["p"]
             for g in range(pp.padded_iterations // SRF_ENTRIES):
@@ -323,6 +322,29 @@ def build_head(mode: str, **arrays) -> HeadJob:
         base += n * pp.padded_iterations
         blk0 += pp.blocks
     return HeadJob(mode, cols, cmds, outs, pl)
+
+
+def _row_commands(body, blocks: int) -> list[tuple[int, bool]]:
+    """``(block, bank write)`` of every column command of one pass of a state-update loop
+    body over ``blocks`` columns: the k-th bank read (write) of the body goes to block
+    ``k mod blocks``; a command that touches no bank column goes to the column of the command
+    before it (it stays in the open row)."""
+    out: list[tuple[int, bool]] = []
+    reads = writes = 0
+    for ins in body:
+        for _ in range(instruction_commands(ins)):
+            if ins.op != Op.NOP and ins.dst == Opd.BANK:
+                out.append((writes % blocks, True))
+                writes += 1
+            elif ins.op != Op.NOP and Opd.BANK in (ins.src0, ins.src1, ins.src2):
+                out.append((reads % blocks, False))
+                reads += 1
+            else:
+                out.append((out[-1][0] if out else 0, False))
+    if reads != blocks or writes not in (0, blocks):
+        raise AssertionError(f"loop body reads {reads} and writes {writes} columns, "
+                             f"not {blocks}")
+    return out
 
 
 def run_head(job: HeadJob, model: PcuModel | None = None):

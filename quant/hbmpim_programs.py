@@ -44,10 +44,12 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = [
     "LANES", "CRF_ENTRIES", "GRF_ENTRIES", "SRF_ENTRIES", "INSTR_BITS", "COLUMNS_PER_ROW",
     "CRF_WORDS_PER_COLUMN", "CRF_COLUMNS", "AAM_REPEATS", "COUNT_MAX", "SU_MAX_BLOCKS",
+    "SU_TEMP_BASE", "loop_body",
     "Op", "Opd", "Space", "Instruction", "encode", "decode", "validate_program",
     "program_words", "crf_columns_of", "reg_addr", "SRF_D", "SRF_K", "SRF_Q",
     "state_update_program", "scalar_mac_program", "program", "PROGRAMS", "MODES",
@@ -75,9 +77,12 @@ CRF_COLUMNS = CRF_ENTRIES // CRF_WORDS_PER_COLUMN
 AAM_REPEATS = (1, 2, 4, 8)
 #: Largest JUMP / NOP count (16-bit field).
 COUNT_MAX = (1 << 16) - 1
-#: State update: column blocks one pass covers (GRF_B holds their y accumulators plus the
-#: one temporary column that MAC needs as its destination).
-SU_MAX_BLOCKS = GRF_ENTRIES - 1
+#: State update: column blocks one pass covers = columns per run of bank reads / writes
+#: (GRF_B holds their y accumulators and, from :data:`SU_TEMP_BASE` on, their updated columns,
+#: which MAC can only write into GRF_B; docs/baselines.md "State update").
+SU_MAX_BLOCKS = GRF_ENTRIES // 2
+#: GRF_B entry of the updated column of block 0 (block ``b``: ``SU_TEMP_BASE + b``).
+SU_TEMP_BASE = SU_MAX_BLOCKS
 #: SRF_M entries of the state update's per-row scalars.
 SRF_D, SRF_K, SRF_Q = 0, 1, 2
 
@@ -237,49 +242,57 @@ def decode(word: int) -> Instruction:
 
 
 def _check_instruction(ins: Instruction, pc: int, length: int) -> None:
-    where = f"instruction {pc} ({ins})"
+    """Raise a one-line ValueError naming the first problem of ``ins`` at ``pc``; the message
+    is only built on error (this runs for every instruction the system model plans)."""
+    problem = _instruction_problem(ins, pc)
+    if problem is not None:
+        raise ValueError(f"instruction {pc} ({ins}): {problem}")
+
+
+def _instruction_problem(ins: Instruction, pc: int) -> str | None:
+    """The problem of ``ins`` at ``pc`` (text without the ``instruction N`` prefix), or None."""
     try:
         op = Op(ins.op)
     except ValueError:
-        raise ValueError(f"{where}: unknown opcode {ins.op}; allowed "
-                         f"{', '.join(f'{o.name} {o.value}' for o in Op)}") from None
+        return (f"unknown opcode {ins.op}; allowed "
+                f"{', '.join(f'{o.name} {o.value}' for o in Op)}")
     if op in (Op.JUMP, Op.NOP):
         if not 0 <= ins.count <= COUNT_MAX:
-            raise ValueError(f"{where}: count must be in 0..{COUNT_MAX}, not {ins.count}")
+            return f"count must be in 0..{COUNT_MAX}, not {ins.count}"
         if op is Op.JUMP and not 0 <= ins.target < pc:
-            raise ValueError(f"{where}: JUMP target must be an earlier instruction "
-                             f"(0..{pc - 1}), not {ins.target}")
-        return
+            return (f"JUMP target must be an earlier instruction (0..{pc - 1}), "
+                    f"not {ins.target}")
+        return None
     if op is Op.EXIT:
-        return
-    names = ("dst", "src0", "src1", "src2")
+        return None
     kinds = (ins.dst, ins.src0, ins.src1, ins.src2)
     idxs = (ins.dst_idx, ins.src0_idx, ins.src1_idx, ins.src2_idx)
-    for name, kind, idx, allowed in zip(names, kinds, idxs, _RULES[op]):
-        try:
-            k = Opd(kind)
-        except ValueError:
-            raise ValueError(f"{where}: {name} has unknown operand kind {kind}; allowed "
-                             f"{', '.join(o.name for o in allowed)}") from None
-        if k not in allowed:
-            raise ValueError(f"{where}: {name} cannot be {k.name} for {op.name}; allowed "
-                             f"{', '.join(o.name for o in allowed)}")
-        if k in _REG_INDEX:
-            if not 0 <= idx < _REG_INDEX[k]:
-                raise ValueError(f"{where}: {name} register {k.name}[{idx}] out of range "
-                                 f"0..{_REG_INDEX[k] - 1}")
-    if [ins.src0, ins.src1, ins.src2].count(Opd.BANK) > 1:
-        raise ValueError(f"{where}: at most one BANK source per instruction")
+    for name, kind, idx, allowed in zip(("dst", "src0", "src1", "src2"), kinds, idxs,
+                                        _RULES[op]):
+        if kind not in _OPD_VALUES:
+            return (f"{name} has unknown operand kind {kind}; allowed "
+                    f"{', '.join(o.name for o in allowed)}")
+        if kind not in allowed:
+            return (f"{name} cannot be {Opd(kind).name} for {op.name}; allowed "
+                    f"{', '.join(o.name for o in allowed)}")
+        size = _REG_INDEX.get(kind)
+        if size is not None and not 0 <= idx < size:
+            return f"{name} register {Opd(kind).name}[{idx}] out of range 0..{size - 1}"
+    if (ins.src0 == Opd.BANK) + (ins.src1 == Opd.BANK) + (ins.src2 == Opd.BANK) > 1:
+        return "at most one BANK source per instruction"
     if ins.dst == Opd.BANK and Opd.BANK in (ins.src0, ins.src1, ins.src2):
-        raise ValueError(f"{where}: cannot read and write the bank in one instruction")
+        return "cannot read and write the bank in one instruction"
     if ins.aam:
         if ins.count not in AAM_REPEATS:
-            raise ValueError(f"{where}: AAM repeat count must be one of {AAM_REPEATS}, "
-                             f"not {ins.count}")
+            return f"AAM repeat count must be one of {AAM_REPEATS}, not {ins.count}"
         if ins.src2 != Opd.NONE:
-            raise ValueError(f"{where}: AAM instructions cannot have src2")
+            return "AAM instructions cannot have src2"
     elif ins.count != 0:
-        raise ValueError(f"{where}: count is only for JUMP, NOP and AAM, not {ins.count}")
+        return f"count is only for JUMP, NOP and AAM, not {ins.count}"
+    return None
+
+
+_OPD_VALUES = frozenset(int(o) for o in Opd)
 
 
 def validate_program(prog) -> list[Instruction]:
@@ -290,7 +303,13 @@ def validate_program(prog) -> list[Instruction]:
     JUMP that is not backward or whose body holds another JUMP, a program longer than the
     CRF or not ending with its only EXIT.
     """
-    prog = [p if isinstance(p, Instruction) else decode(p) for p in prog]
+    prog = tuple(p if isinstance(p, Instruction) else decode(p) for p in prog)
+    return list(_validated(prog))
+
+
+@lru_cache(maxsize=4096)
+def _validated(prog: tuple) -> tuple:
+    """:func:`validate_program` of a tuple of records (pure: memoised)."""
     if not prog:
         raise ValueError("program is empty; it must end with EXIT")
     if len(prog) > CRF_ENTRIES:
@@ -350,37 +369,45 @@ def executed_commands(prog) -> int:
 # --------------------------------------------------------------------------------------
 
 def state_update_program(blocks: int, rows: int) -> list[Instruction]:
-    """State update of ``rows`` state rows ``i`` (dim_head) times ``blocks`` columns.
+    """State update of ``rows`` state rows ``i`` (dim_head) times ``blocks`` columns, the
+    bank reads and the bank writes of a row in runs (docs/baselines.md "State update").
 
     Layout: lanes along dim_state; the column of (row ``i``, block ``b``) holds
-    ``S[i, 16 b : 16 b + 16]``. Registers: GRF_A[b] = ``v`` block ``b``; GRF_B[b] = the
-    ``y`` accumulator of block ``b``; GRF_B[7] = the column being updated (MAC can only write
-    GRF_B); SRF_M[0, 1, 2] = ``d_i, k_i, q_i`` (one host SRF write per row ``i``, between the
-    iterations). Per column, four column commands::
+    ``S[i, 16 b : 16 b + 16]``. Registers (``n = blocks`` <= :data:`SU_MAX_BLOCKS` = 4):
+    GRF_A[b] = ``v`` block ``b``; GRF_B[b] = the ``y`` accumulator of block ``b``;
+    GRF_B[4 + b] = the updated column of block ``b`` (MAC can only write GRF_B); SRF_M[0, 1,
+    2] = ``d_i, k_i, q_i`` (one host SRF write per row ``i``, between the iterations). Per row,
+    four runs of ``n`` instructions, four column commands per column::
 
-        MUL GRF_B[7]  = BANK * SRF_M[0]            RD  (decay: d_i * S[i, b])
-        MAC GRF_B[7] += GRF_A[b] * SRF_M[1]        RD  (+ k_i * v_b)
-        MOV BANK      = GRF_B[7]                   WR  (write-back)
-        MAC GRF_B[b] += GRF_B[7] * SRF_M[2]        RD  (y_b += q_i * S'[i, b])
+        MUL GRF_B[4+b]  = BANK * SRF_M[0]          b = 0..n-1   n RD  (d_i * S[i, b])
+        MAC GRF_B[4+b] += GRF_A[b] * SRF_M[1]      b = 0..n-1   (+ k_i * v_b; no bank)
+        MAC GRF_B[b]   += GRF_B[4+b] * SRF_M[2]    b = 0..n-1   (y_b += q_i S'[i, b]; no bank)
+        MOV BANK        = GRF_B[4+b]               b = 0..n-1   n WR  (write-back)
 
-    The body covers one row ``i`` and ``blocks`` columns (unrolled: every instruction names
-    its registers statically; AAM cannot be used because 8 temporaries would not fit beside
-    the ``v`` blocks and ``y`` accumulators); a JUMP repeats it ``rows - 1`` times.
+    Commands that touch no bank column go out as RD (the kind of the command before them),
+    so a row has one RD->WR and one WR->RD switch whatever ``n``: ``2 / n`` per column. The
+    body is unrolled (every instruction names its registers statically); a JUMP repeats it
+    ``rows - 1`` times. The arithmetic is the one-column-at-a-time program's: every column
+    sees ``MUL``, ``MAC k``, ``MAC q`` in that order.
     """
     if not 1 <= blocks <= SU_MAX_BLOCKS:
         raise ValueError(f"blocks must be in 1..{SU_MAX_BLOCKS}, not {blocks}")
     if not 1 <= rows <= COUNT_MAX + 1:
         raise ValueError(f"rows must be in 1..{COUNT_MAX + 1}, not {rows}")
-    t = GRF_ENTRIES - 1
-    body = []
-    for b in range(blocks):
-        body += [
-            Instruction(Op.MUL, Opd.GRF_B, t, Opd.BANK, 0, Opd.SRF_M, SRF_D),
-            Instruction(Op.MAC, Opd.GRF_B, t, Opd.GRF_A, b, Opd.SRF_M, SRF_K),
-            Instruction(Op.MOV, Opd.BANK, 0, Opd.GRF_B, t),
-            Instruction(Op.MAC, Opd.GRF_B, b, Opd.GRF_B, t, Opd.SRF_M, SRF_Q),
-        ]
-    return _loop(body, rows)
+    return list(_state_update_program(blocks, rows))
+
+
+@lru_cache(maxsize=None)
+def _state_update_program(blocks: int, rows: int) -> tuple:
+    t = SU_TEMP_BASE
+    bs = range(blocks)
+    body = [Instruction(Op.MUL, Opd.GRF_B, t + b, Opd.BANK, 0, Opd.SRF_M, SRF_D) for b in bs]
+    body += [Instruction(Op.MAC, Opd.GRF_B, t + b, Opd.GRF_A, b, Opd.SRF_M, SRF_K)
+             for b in bs]
+    body += [Instruction(Op.MAC, Opd.GRF_B, b, Opd.GRF_B, t + b, Opd.SRF_M, SRF_Q)
+             for b in bs]
+    body += [Instruction(Op.MOV, Opd.BANK, 0, Opd.GRF_B, t + b) for b in bs]
+    return tuple(_loop(body, rows))
 
 
 def scalar_mac_program(blocks: int, scalars: int) -> list[Instruction]:
@@ -399,9 +426,14 @@ def scalar_mac_program(blocks: int, scalars: int) -> list[Instruction]:
     if not 1 <= groups <= COUNT_MAX + 1:
         raise ValueError(f"scalars must be in 1..{(COUNT_MAX + 1) * SRF_ENTRIES}, "
                          f"not {scalars}")
+    return list(_scalar_mac_program(n, groups))
+
+
+@lru_cache(maxsize=None)
+def _scalar_mac_program(n: int, groups: int) -> tuple:
     body = [Instruction(Op.MAC, Opd.GRF_B, 0, Opd.BANK, 0, Opd.SRF_M, s, aam=True, count=n)
             for s in range(SRF_ENTRIES)]
-    return _loop(body, groups)
+    return tuple(_loop(body, groups))
 
 
 def _loop(body: list[Instruction], iterations: int) -> list[Instruction]:
@@ -432,7 +464,7 @@ def program(mode: str, blocks: int, iterations: int) -> list[Instruction]:
     raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
 
 
-#: The programs at full register use (state update: 7 blocks x 64 rows; score and attend:
+#: The programs at full register use (state update: 4 blocks x 64 rows; score and attend:
 #: 8 blocks x 64 scalars). Other shapes: :func:`program`.
 PROGRAMS = {
     "state_update": program("state_update", SU_MAX_BLOCKS, 64),
@@ -441,13 +473,21 @@ PROGRAMS = {
 }
 
 
+def loop_body(prog) -> list[Instruction]:
+    """The instructions a (validated) program repeats: its JUMP's body, or all of it but
+    EXIT when it has no loop."""
+    prog = validate_program(prog)
+    if len(prog) > 1 and prog[-2].op == Op.JUMP:
+        return prog[prog[-2].target:-2]
+    return prog[:-1]
+
+
 def commands_per_column(mode: str) -> int:
     """Steady-state column commands per data column, counted from ``PROGRAMS[mode]``'s loop
     body: commands it occupies / bank columns it reads."""
     if mode not in PROGRAMS:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    prog = PROGRAMS[mode]
-    body = prog[:-1] if prog[-2].op != Op.JUMP else prog[prog[-2].target:-2]
+    body = loop_body(PROGRAMS[mode])
     cmds = sum(instruction_commands(i) for i in body)
     reads = sum(instruction_commands(i) for i in body
                 if Opd.BANK in (i.src0, i.src1, i.src2))
@@ -536,23 +576,39 @@ def plan(mode: str, dim_head: int, length: int, per_element_decay: bool = False)
     """Layout and column commands of one head of one request held by one bank.
 
     ``length`` is dim_state (state update) or the number of tokens (score, attend). The
-    columns are split into passes of at most :data:`SU_MAX_BLOCKS` (state update) or
-    :data:`GRF_ENTRIES` (score, attend) blocks, balanced; every pass loads its program into
-    the CRF, its ``v`` blocks into GRF_A (state update), zeroes its accumulators in GRF_B,
-    starts the program (CTRL), writes the SRF once per row ``i`` (state update) or per 8
-    scalars (score, attend), and reads its accumulators back. ``per_element_decay`` (decay
-    varying along dim_head, GLA/HGRN2, versus one per head, Mamba-2/RetNet) does not change
-    the plan: ``d_i`` travels in the same SRF write as ``k_i`` and ``q_i``.
+    columns are split into passes of at most :data:`SU_MAX_BLOCKS` (state update: one run of
+    bank reads and one of bank writes per row) or :data:`GRF_ENTRIES` (score, attend) blocks,
+    balanced; every pass loads its program into the CRF, its ``v`` blocks into GRF_A (state
+    update), zeroes its accumulators in GRF_B (the updated-column temporaries need no
+    initialisation), starts the program (CTRL), writes the SRF once per row ``i`` (state
+    update) or per 8 scalars (score, attend), and reads its accumulators back.
+    ``per_element_decay`` (decay varying along dim_head, GLA/HGRN2, versus one per head,
+    Mamba-2/RetNet) does not change the plan: ``d_i`` travels in the same SRF write as
+    ``k_i`` and ``q_i``, once per row either way. Pure: memoised on its arguments.
     """
     if not isinstance(per_element_decay, bool):
         raise TypeError(f"per_element_decay must be a bool, not {per_element_decay!r}")
+    _check_int("dim_head", dim_head)
+    _check_int("length", length)
+    return _plan(mode, dim_head, length, per_element_decay)
+
+
+@lru_cache(maxsize=65536)
+def _pass_counts(mode: str, blocks: int, iterations: int) -> tuple[int, int]:
+    """(column commands, CRF columns) of one pass's program."""
+    prog = program(mode, blocks, iterations)
+    return executed_commands(prog), crf_columns_of(prog)
+
+
+@lru_cache(maxsize=65536)
+def _plan(mode: str, dim_head: int, length: int, per_element_decay: bool) -> Plan:
     pp = passes(mode, dim_head, length)
     data = cmds = crf = grf = srf = ctrl = reads = 0
     for p in pp:
-        prog = program(mode, p.blocks, p.iterations)
+        pcmds, pcrf = _pass_counts(mode, p.blocks, p.iterations)
         data += p.padded_blocks * p.padded_iterations
-        cmds += executed_commands(prog)
-        crf += crf_columns_of(prog)
+        cmds += pcmds
+        crf += pcrf
         grf += p.padded_blocks * (2 if mode == "state_update" else 1)
         srf += p.srf_writes
         ctrl += 1

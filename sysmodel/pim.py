@@ -10,9 +10,10 @@ A *round* is what one pseudo-channel (PC) does with one open row in each of its 
 3. ``COMP`` x n, ``spu_cycles_per_comp * tCCD_L`` apart; the first one ``tRCD`` after the last
    ACT4 and after the last REG_WRITE burst. An HBM-PIM PCU's COMPs are its PIM column
    commands (one CRF instruction each, one tCCD_L slot); where its program switches between
-   bank reads and bank writes, every ``gap_every`` commands, the DRAM read/write turnarounds
-   add ``gap`` cycles (:func:`pcu_turnaround`). The last COMP's write-back comes
-   ``(pipeline_depth - 1) * tCCD_L`` later, its results ``pipeline_depth * tCCD_L`` later.
+   bank reads and bank writes, the DRAM read/write turnarounds of one loop body add ``gap``
+   cycles every ``gap_every`` (= body) commands (:func:`pcu_turnaround`). The last COMP's
+   write-back comes ``(pipeline_depth - 1) * tCCD_L`` later, its results
+   ``pipeline_depth * tCCD_L`` later.
 4. ``PRECHARGES`` once ``tRAS`` (from the last ACT4), ``tRTP_L`` (from the last COMP read) and
    ``tWR`` (from the last write-back) have passed; the banks are closed ``tRP`` later.
    ``RESULT_READ``s (one column each, on the bus) start when the results are ready and overlap
@@ -273,19 +274,21 @@ def comps_per_round(hbm: HbmSpec, unit: PimUnit, mode: str) -> int:
 
 
 def round_shapes(hbm: HbmSpec, unit: PimUnit, mode: str, reg_first: int | None = None,
-                 reg_rest: int | None = None,
-                 reads: int | None = None) -> tuple[RoundShape, RoundShape]:
+                 reg_rest: int | None = None, reads: int | None = None,
+                 pass_shape: tuple[int, int] | None = None) -> tuple[RoundShape, RoundShape]:
     """Shapes of a group's (piece's) first round and of its other rounds for ``mode``.
 
     REG_WRITE and RESULT_READ columns per bank default to the COMP units' counts
-    (:func:`_mode_counts`); a PCU passes its plan's.
+    (:func:`_mode_counts`); a PCU passes its plan's, and ``pass_shape`` = ``(blocks,
+    iterations)`` of the pass whose program sets the read/write turnarounds
+    (:func:`pcu_turnaround`; default: the full-width program).
     """
     tm = unit.mode(mode)
     t = hbm.timing
     if reg_first is None:
         reg_first, reg_rest, reads = _mode_counts(hbm, unit, mode, unit.format.bits_per_value)
     banks = hbm.banks_per_pc
-    gap_every, gap = pcu_turnaround(hbm, unit, mode)
+    gap_every, gap = pcu_turnaround(hbm, unit, mode, *(pass_shape or (None, None)))
     common = dict(comps=comps_per_round(hbm, unit, mode),
                   comp_interval=tm.spu_cycles_per_comp * t.tCCD_L,
                   writeback_delay=(tm.pipeline_depth - 1) * t.tCCD_L,
@@ -396,19 +399,28 @@ def pcu_plan(mode: str, dim_head: int, length: int, per_element_decay: bool = Fa
 
 
 @lru_cache(maxsize=None)
-def _turnaround_pattern(mode: str) -> tuple[int, int, int]:
-    """(commands, RD->WR switches, WR->RD switches) of one pass through ``mode``'s loop body.
+def _turnaround_pattern(mode: str, blocks: int | None = None,
+                        iterations: int | None = None) -> tuple[int, int, int]:
+    """(commands, RD->WR switches, WR->RD switches) of one pass through the loop body of
+    ``program(mode, blocks, iterations)`` (default: ``PROGRAMS[mode]``, full width).
 
     Bank reads are RD commands, bank writes WR commands; an instruction that touches no bank
-    column may go out as either and takes the kind of the command before it (no switch).
+    column may go out as either and takes the kind of the command before it (no switch), so
+    a run of reads, no-bank commands and writes switches once each way per body.
     """
     hp = _programs()
-    prog = hp.PROGRAMS[mode]
-    body = prog[:-1] if prog[-2].op != hp.Op.JUMP else prog[prog[-2].target:-2]
+    prog = hp.PROGRAMS[mode] if blocks is None else hp.program(mode, blocks, iterations)
+    return body_switches(prog)
+
+
+def body_switches(prog) -> tuple[int, int, int]:
+    """(commands, RD->WR switches, WR->RD switches) of one pass through ``prog``'s loop body
+    (the rule of :func:`_turnaround_pattern`)."""
+    hp = _programs()
     kinds = []
-    for ins in body:
+    for ins in hp.loop_body(prog):
         n = hp.instruction_commands(ins)
-        kind = "W" if ins.dst == hp.Opd.BANK else (
+        kind = None if ins.op == hp.Op.NOP else "W" if ins.dst == hp.Opd.BANK else (
             "R" if hp.Opd.BANK in (ins.src0, ins.src1, ins.src2) else None)
         kinds += [kind] * n
     known = [k for k in kinds if k]
@@ -424,25 +436,38 @@ def _turnaround_pattern(mode: str) -> tuple[int, int, int]:
     return len(kinds), rw, wr
 
 
-def pcu_turnaround(hbm: HbmSpec, unit: PimUnit, mode: str) -> tuple[int, int]:
-    """``(gap_every, gap)`` of a PCU's COMPs in ``mode``: the extra cycles of the program's
-    RD->WR and WR->RD switches beyond tCCD_L, charged once per data column (every
-    ``commands_per_column`` commands). ``(0, 0)`` for COMP units, switch-free programs and
-    ``PimUnit.turnaround == "free"`` (an ablation)."""
+def pcu_turnaround(hbm: HbmSpec, unit: PimUnit, mode: str, blocks: int | None = None,
+                   iterations: int | None = None) -> tuple[int, int]:
+    """``(gap_every, gap)`` of a PCU's COMPs in ``mode``: the extra cycles beyond tCCD_L of
+    the RD->WR and WR->RD switches of one loop body of ``program(mode, blocks, iterations)``
+    (default: the full-width program), charged once per body (every ``gap_every`` = body
+    commands). ``(0, 0)`` for COMP units, switch-free programs and ``PimUnit.turnaround ==
+    "free"`` (an ablation)."""
     tm = unit.mode(mode)
     if not tm.commands_per_column or unit.turnaround == "free":
         return 0, 0
     t = hbm.timing
-    cmds, rw, wr = _turnaround_pattern(mode)
+    cmds, rw, wr = _turnaround_pattern(mode, blocks, iterations)
     if not rw + wr:
         return 0, 0
-    columns = cmds // tm.commands_per_column if cmds % tm.commands_per_column == 0 else 0
-    if not columns or rw % columns or wr % columns:
-        raise ValueError(f"{unit.key} {mode}: {rw}+{wr} read/write switches in {cmds} "
-                         f"commands do not repeat per column of {tm.commands_per_column}")
-    gap = (rw * max(0, t.read_to_write - t.tCCD_L)
-           + wr * max(0, t.write_to_read - t.tCCD_L)) // columns
-    return tm.commands_per_column, gap
+    gap = rw * max(0, t.read_to_write - t.tCCD_L) + wr * max(0, t.write_to_read - t.tCCD_L)
+    return cmds, gap
+
+
+@lru_cache(maxsize=65536)
+def _pcu_piece(mode: str, dim_head: int, piece_len: int, decay: bool) -> tuple:
+    """Per piece of a head: rows, data columns, column accesses, column commands, REG_WRITE
+    columns; REG_WRITE and RESULT_READ columns per row (rounded up), blocks and iterations of
+    the first (largest) pass, rows."""
+    piece = pcu_plan(mode, dim_head, piece_len, decay)
+    head_pass = piece.pass_plans[0]
+    return (piece.rows, piece.data_columns,
+            piece.data_columns + piece.bank_writes + piece.reg_write_columns
+            + piece.result_read_columns,
+            piece.compute_commands, piece.reg_write_columns,
+            ceil_div(piece.reg_write_columns, piece.rows),
+            ceil_div(piece.result_read_columns, piece.rows),
+            head_pass.blocks, head_pass.iterations, piece.rows)
 
 
 def _pcu_phase(hbm: HbmSpec, unit: PimUnit, mode: str, heads_total: int, dim_head: int,
@@ -457,33 +482,36 @@ def _pcu_phase(hbm: HbmSpec, unit: PimUnit, mode: str, heads_total: int, dim_hea
     probe_first, _ = round_shapes(hbm, unit, mode, 0, 0, 0)
     base = round_cycles(hbm, probe_first)
     pieces, _, _ = deal(hbm, unit, heads_total, full_rows, base, base)
-    out = {k: np.zeros(len(uniq)) for k in ("rows", "data", "acc", "cmds", "regs")}
-    npieces = np.zeros(len(uniq), dtype=np.int64)
-    shapes = np.zeros((len(uniq), 4), dtype=np.int64)       # reg, reads, per_bank, rows
-    for j, n in enumerate(uniq):
-        p = int(pieces[j])
-        piece_len = ceil_div(ceil_div(int(n), p), quantum) * quantum
-        p = ceil_div(int(n), piece_len)
-        piece = pcu_plan(mode, dim_head, piece_len, decay)
-        shapes[j] = (ceil_div(piece.reg_write_columns, piece.rows),
-                     ceil_div(piece.result_read_columns, piece.rows),
-                     ceil_div(heads_total * p, hbm.banks), piece.rows)
-        # Traffic: p pieces of piece_len (the last one may be up to p - 1 quanta shorter:
-        # counted full, like its rounds).
-        out["rows"][j] = p * piece.rows
-        out["data"][j] = p * piece.data_columns
-        out["acc"][j] = p * (piece.data_columns + piece.bank_writes + piece.reg_write_columns
-                             + piece.result_read_columns)
-        out["cmds"][j] = p * piece.compute_commands
-        out["regs"][j] = p * piece.reg_write_columns
-        npieces[j] = p
-    # Rounds: one shape per (REG_WRITE, RESULT_READ) columns per bank, vectorised per shape.
+    rows_out = []                           # per unique length: traffic, shape
+    for n, p in zip(uniq.tolist(), pieces.tolist()):
+        piece_len = ceil_div(ceil_div(n, p), quantum) * quantum
+        p = ceil_div(n, piece_len)
+        rows_out.append(_pcu_piece(mode, dim_head, piece_len, decay) + (p,))
+    table = np.array(rows_out, dtype=np.int64).reshape(-1, 11)
+    npieces = table[:, 10]
+    # Traffic: p pieces of piece_len (the last one may be up to p - 1 quanta shorter:
+    # counted full, like its rounds).
+    out = {k: npieces * table[:, i] for i, k in enumerate(("rows", "data", "acc", "cmds",
+                                                           "regs"))}
+    # reg, reads, blocks and iterations of the first (largest) pass, per_bank, rows
+    shapes = np.column_stack([table[:, 5:9], -(-(heads_total * npieces) // hbm.banks),
+                              table[:, 9]])
+    # Rounds: one shape per (REG_WRITE, RESULT_READ) columns per bank and turnaround pattern
+    # (from the program of the head's first pass: its blocks; the iterations only set the
+    # JUMP count), vectorised per shape.
     out["cycles"] = np.zeros(len(uniq), dtype=np.int64)
-    for reg, reads in np.unique(shapes[:, :2], axis=0):
-        sel = (shapes[:, 0] == reg) & (shapes[:, 1] == reads)
-        first_s, _ = round_shapes(hbm, unit, mode, int(reg), int(reg), int(reads))
+    passes, where = np.unique(shapes[:, 2:4], axis=0, return_inverse=True)
+    gaps = np.array([pcu_turnaround(hbm, unit, mode, int(b), int(i)) for b, i in passes],
+                    dtype=np.int64).reshape(-1, 2)
+    keys = np.column_stack([shapes[:, :2], gaps[np.ravel(where)]])
+    for key in np.unique(keys, axis=0):
+        sel = np.all(keys == key, axis=1)
+        j = int(np.flatnonzero(sel)[0])
+        reg, reads = int(key[0]), int(key[1])
+        first_s, _ = round_shapes(hbm, unit, mode, reg, reg, reads,
+                                  pass_shape=(int(shapes[j, 2]), int(shapes[j, 3])))
         cyc = round_cycles(hbm, first_s)
-        out["cycles"][sel] = phase_cycles(hbm.timing, cyc, cyc, shapes[sel, 2], shapes[sel, 3],
+        out["cycles"][sel] = phase_cycles(hbm.timing, cyc, cyc, shapes[sel, 4], shapes[sel, 5],
                                           refresh=hbm.refresh,
                                           max_postponed=hbm.max_postponed_refreshes)
     units_per_pc = hbm.banks_per_pc // unit.banks_per_unit

@@ -73,7 +73,7 @@ def _gather(job, reads, n):
     return out
 
 
-@pytest.mark.parametrize("dim_head, dim_state", [(3, 16), (8, 128), (5, 240)])
+@pytest.mark.parametrize("dim_head, dim_state", [(3, 16), (4, 32), (8, 128), (5, 240)])
 def test_golden_state_update_matches_formula(dim_head, dim_state):
     g = np.random.default_rng(dim_head * 1000 + dim_state)
     S = random_fp16(g, (dim_head, dim_state))
@@ -91,6 +91,45 @@ def test_golden_state_update_matches_formula(dim_head, dim_state):
         base += pp.padded_blocks * pp.padded_iterations
         blk += pp.blocks
     assert np.array_equal(_gather(job, reads, dim_state), y)
+
+
+def _mad_form(blocks, rows):
+    """The batched state update with the updated columns in GRF_A and MAD for ``+ k_i v_b``
+    (refused by Samsung's ISA 1.0 checker, src2 only SRF_A; allowed by our operand rules)."""
+    bs = range(blocks)
+    body = [Instruction(Op.MUL, Opd.GRF_A, 4 + b, Opd.BANK, 0, Opd.SRF_M, 0) for b in bs]
+    body += [Instruction(Op.MAD, Opd.GRF_A, 4 + b, Opd.GRF_A, b, Opd.SRF_M, 1, Opd.GRF_A, 4 + b)
+             for b in bs]
+    body += [Instruction(Op.MAC, Opd.GRF_B, b, Opd.GRF_A, 4 + b, Opd.SRF_M, 2) for b in bs]
+    body += [Instruction(Op.MOV, Opd.BANK, 0, Opd.GRF_A, 4 + b) for b in bs]
+    return body + [Instruction(Op.JUMP, target=0, count=rows - 1), Instruction(Op.EXIT)]
+
+
+def test_mad_form_rounds_like_the_mac_form():
+    """MAD ``fp16(fp16(v k) + t)`` and MAC ``fp16(t + fp16(v k))`` give the same bits (a
+    rounded fp16 sum is commutative, NaN canonical): the MAD alternative would compute the
+    same state and outputs; the shipped program uses MAC (docs/baselines.md)."""
+    g = np.random.default_rng(7)
+    dim_head, dim_state = 6, 64
+    arrays = dict(S=random_fp16(g, (dim_head, dim_state)), d=random_fp16(g, dim_head, decay=True),
+                  k=random_fp16(g, dim_head), q=random_fp16(g, dim_head),
+                  v=random_fp16(g, dim_state))
+    job = pcu.build_head("state_update", **arrays)
+    assert [pp.blocks for pp in job.plan.pass_plans] == [4]
+    words = hp.program_words(_mad_form(4, dim_head))
+    crf = {c: sum(words[8 * c + j] << (32 * j) for j in range(8)) for c in range(4)}
+    mad_cmds = [c for c in job.commands if not (c[0] == pcu.WRITE and c[1] == Space.CRF)]
+    mad_cmds = [(pcu.WRITE, Space.CRF, c, w) for c, w in crf.items()] + mad_cmds
+    mad_job = pcu.HeadJob("state_update", job.columns, mad_cmds, job.outputs, job.plan)
+    cols, reads = pcu.run_head(job)
+    mad_cols, mad_reads = pcu.run_head(mad_job)
+    assert np.array_equal(cols, mad_cols)
+    assert all(np.array_equal(a, b) for a, b in zip(reads, mad_reads))
+    s_new, y = pcu.state_update_ref(arrays["S"], arrays["d"], arrays["k"], arrays["v"],
+                                    arrays["q"])
+    assert np.array_equal(cols[:dim_head * 4].reshape(dim_head, 4, 16).reshape(dim_head, -1),
+                          s_new)
+    assert np.array_equal(np.concatenate(reads), y)
 
 
 @pytest.mark.parametrize("tokens, dim_head", [(1, 8), (37, 16), (200, 24)])

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from quant import hbmpim_programs as hp
+from quant.hbmpim_programs import Instruction, Op, Opd
 from sysmodel import pim, pim_ablation as ablation
 from sysmodel.config import CONFIG_DIR
 from sysmodel.hardware import load_hardware
@@ -53,33 +54,126 @@ def test_measured_pcu_entry_takes_precedence(tmp_path):
 
 
 def test_turnarounds_come_from_the_program():
-    """The state update reads (MUL), writes (MOV) and reads again per column: one RD->WR and
-    one WR->RD turnaround per column; score and attend only read."""
-    assert pim._turnaround_pattern("state_update")[1:] == (hp.SU_MAX_BLOCKS,) * 2
+    """The state update reads a run of columns (MUL), computes without the bank (two MACs,
+    issued as RD), writes the run back (MOV): one RD->WR and one WR->RD switch per loop body
+    (one row of the pass's blocks); score and attend only read."""
+    assert pim._turnaround_pattern("state_update") == (4 * hp.SU_MAX_BLOCKS, 1, 1)
+    for blocks in range(1, hp.SU_MAX_BLOCKS + 1):
+        assert pim._turnaround_pattern("state_update", blocks, 9) == (4 * blocks, 1, 1)
     t = A100.timing
     # DRAMsim3 HBM2: RD->WR = CL 14 + burst 2 - CWL 4 + tRPRE 1 = 13; WR->RD = 4 + 2 + 8 = 14.
     assert (t.read_to_write, t.write_to_read) == (13, 14)
-    assert pim.pcu_turnaround(A100, PCU, "state_update") == (4, (13 - 4) + (14 - 4))
+    assert pim.pcu_turnaround(A100, PCU, "state_update") == (16, (13 - 4) + (14 - 4))
+    assert pim.pcu_turnaround(A100, PCU, "state_update", 2, 64) == (8, 19)
     h = H100.timing
     assert pim.pcu_turnaround(H100, PCU, "state_update") == (
-        4, h.read_to_write + h.write_to_read - 2 * h.tCCD_L)
+        16, h.read_to_write + h.write_to_read - 2 * h.tCCD_L)
     for mode in ("score", "attend"):
         assert pim.pcu_turnaround(A100, PCU, mode) == (0, 0)
+        assert pim._turnaround_pattern(mode, 3, 100) == (8 * 4, 0, 0)
     assert pim.pcu_turnaround(A100, replace(PCU, turnaround="free"), "state_update") == (0, 0)
     assert pim.pcu_turnaround(A100, HW.units["pimba_spu"], "state_update") == (0, 0)
+
+
+def _one_column_at_a_time(blocks):
+    """The first implementation's state update: MUL (RD), MAC (no bank), MOV (WR), MAC per
+    column -- two switches per column."""
+    body = []
+    for b in range(blocks):
+        body += [Instruction(Op.MUL, Opd.GRF_B, 7, Opd.BANK, 0, Opd.SRF_M, 0),
+                 Instruction(Op.MAC, Opd.GRF_B, 7, Opd.GRF_A, b, Opd.SRF_M, 1),
+                 Instruction(Op.MOV, Opd.BANK, 0, Opd.GRF_B, 7),
+                 Instruction(Op.MAC, Opd.GRF_B, b, Opd.GRF_B, 7, Opd.SRF_M, 2)]
+    return body + [Instruction(Op.JUMP, target=0, count=3), Instruction(Op.EXIT)]
+
+
+def _schedule(kinds, t, bodies=2):
+    """Issue times of ``bodies`` repetitions of a body of command kinds (R, W, - = no bank,
+    issued as the kind before it) under tCCD_L, RD->WR and WR->RD (a hand model)."""
+    times, time, prev = [], 0, None
+    for _ in range(bodies):
+        for k in kinds:
+            k = prev if k == "-" else k
+            if prev is not None:
+                time += {("R", "W"): t.read_to_write,
+                         ("W", "R"): t.write_to_read}.get((prev, k), t.tCCD_L)
+            times.append(time)
+            prev = k
+    return times
+
+
+@pytest.mark.parametrize("hbm", [A100, H100], ids=["A100", "H100"])
+def test_turnaround_charge_per_body_by_hand(hbm, monkeypatch):
+    """One body's cycles, worked out command by command, are ``gap_every`` tCCD_L slots plus
+    the charged gap -- for the batched program and for the old one-column-at-a-time one (two
+    switches per column, here a body of 2 columns: 8 commands, 2 + 2 switches)."""
+    t = hbm.timing
+    # Batched, 4 blocks: RRRR ---- ---- WWWW. A100: MULs at 0..12, MACs 16..44, first MOV
+    # 44 + 13 = 57, MOVs to 69, next MUL 69 + 14 = 83 = 16 x 4 + 19.
+    times = _schedule("RRRR" + "-" * 8 + "WWWW", t)
+    every, gap = pim.pcu_turnaround(hbm, PCU, "state_update", 4, 64)
+    assert times[16] - times[0] == every * t.tCCD_L + gap
+    if hbm is A100:
+        assert times[12] == 57 and times[16] == 83
+    old = _one_column_at_a_time(2)
+    assert pim.body_switches(old) == (8, 2, 2)
+    monkeypatch.setattr(pim, "_turnaround_pattern", lambda *a: pim.body_switches(old))
+    every, gap = pim.pcu_turnaround(hbm, PCU, "state_update", 2, 4)
+    times = _schedule("R-W-R-W-", t)
+    assert (every, times[8] - times[0]) == (8, 8 * t.tCCD_L + gap)
+    assert gap == 2 * (t.read_to_write - t.tCCD_L) + 2 * (t.write_to_read - t.tCCD_L)
+
+
+def test_cycles_per_column_batched_vs_per_column():
+    """Bus cycles per state-update column: 4 tCCD_L + the switches of a body over its
+    columns. Batches of 1 (the switches of one column at a time): A100 35, H100 52; batches
+    of 4: 20.75 and 25."""
+    def per_column(hbm, blocks):
+        every, gap = pim.pcu_turnaround(hbm, PCU, "state_update", blocks, 64)
+        return (every * hbm.timing.tCCD_L + gap) / blocks
+    assert per_column(A100, 1) == 35 and per_column(H100, 1) == 52
+    assert per_column(A100, 4) == 20.75 and per_column(H100, 4) == 25
 
 
 def test_pcu_round_by_hand():
     first, rest = round_shapes(A100, PCU, "state_update", 0, 0, 0)
     # 4 commands x 32 columns x 2 banks; ACT4s end at 90, first command at 104; the last of
-    # 256 commands 255 x 4 + 63 turnaround gaps of 19 later = 2321; write-back 3 x 4 later,
-    # tWR 16 -> precharge at 2349, closed at 2363.
+    # 256 commands 255 x 4 + 15 body turnaround gaps of 19 later = 1409 (one body = one row
+    # i of 4 columns, 16 commands); write-back 3 x 4 later, tWR 16 -> precharge at 1437,
+    # closed at 1451.
     assert first.comps == 256 and first == rest
-    assert round_cycles(A100, first) == 104 + 255 * 4 + 63 * 19 + 12 + 16 + 14
+    assert (first.gap_every, first.gap) == (16, 19)
+    assert round_cycles(A100, first) == 104 + 255 * 4 + 15 * 19 + 12 + 16 + 14 == 1451
+    two, _ = round_shapes(A100, PCU, "state_update", 0, 0, 0, pass_shape=(2, 64))
+    assert (two.gap_every, two.gap) == (8, 19)
+    assert round_cycles(A100, two) == 104 + 255 * 4 + 31 * 19 + 12 + 16 + 14
     one, _ = round_shapes(A100, PCU1, "state_update", 0, 0, 0)
     assert one.comps == 128
     free, _ = round_shapes(A100, replace(PCU, turnaround="free"), "state_update", 0, 0, 0)
     assert round_cycles(A100, free) == 104 + 255 * 4 + 12 + 16 + 14
+
+
+@pytest.mark.parametrize("hbm", [A100, H100], ids=["A100", "H100"])
+@pytest.mark.parametrize("dim_state", [16, 48, 112])
+def test_pcu_pass_shape_closed_form_matches_simulator(hbm, dim_state):
+    """The phase takes its turnarounds from the head's first pass (1-4 blocks); closed form
+    and event simulator agree within 1 % for every body length."""
+    unit = replace(PCU, dealing="groups")
+    p = hp.plan("state_update", 64, dim_state)
+    head = p.pass_plans[0]
+    reg = -(-p.reg_write_columns // p.rows)
+    reads = -(-p.result_read_columns // p.rows)
+    first, _ = round_shapes(hbm, unit, "state_update", reg, reg, reads,
+                            pass_shape=(head.blocks, head.iterations))
+    assert first.gap_every == 4 * head.blocks
+    cyc = round_cycles(hbm, first)
+    for groups, cpg in ((1, 1), (2, 7)):        # 14 rounds cross a few refreshes
+        closed = int(phase_cycles(hbm.timing, cyc, cyc, groups, cpg, refresh="postponed"))
+        cycles, _ = simulate_phase(hbm, first, first, groups, cpg, refresh="postponed")
+        assert abs(closed - cycles) <= 0.01 * cycles, (groups, cpg, closed, cycles)
+    ph = pim.phase(hbm, unit, "state_update", 3, hbm.banks, 64, dim_state)
+    expect = phase_cycles(hbm.timing, cyc, cyc, 3, p.rows, refresh="postponed")
+    assert float(ph.time_s) * hbm.clock_ghz * 1e9 == pytest.approx(float(expect))
 
 
 @pytest.mark.parametrize("mode,dim_head,lengths", [

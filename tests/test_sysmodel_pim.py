@@ -103,7 +103,9 @@ def _shapes(hbm, unit, mode):
         return round_shapes(hbm, unit, mode)
     p = pim.pcu_plan(mode, 128, 64)
     reg, reads = -(-p.reg_write_columns // p.rows), -(-p.result_read_columns // p.rows)
-    return round_shapes(hbm, unit, mode, reg + 1, reg, reads)
+    head = p.pass_plans[0]
+    return round_shapes(hbm, unit, mode, reg + 1, reg, reads,
+                        pass_shape=(head.blocks, head.iterations))
 
 
 @pytest.mark.parametrize("refresh", REFRESH_RULES)
@@ -127,7 +129,7 @@ def test_closed_form_matches_simulator(hbm, unit, mode, refresh):
 @given(comps=st.integers(1, 300), interval=st.sampled_from([4, 8, 12, 16]),
        depth=st.integers(1, 6), wb=st.booleans(), regs_first=st.integers(0, 120),
        regs=st.integers(0, 60), reads=st.integers(0, 64), groups=st.integers(1, 4),
-       cpg=st.integers(1, 24), gap_every=st.sampled_from([0, 1, 4]),
+       cpg=st.integers(1, 24), gap_every=st.sampled_from([0, 1, 4, 8, 12, 16]),
        gap=st.integers(0, 40), refresh=st.sampled_from(REFRESH_RULES),
        max_postponed=st.integers(1, 8))
 def test_random_rounds_agree_and_obey_rules(comps, interval, depth, wb, regs_first, regs,
