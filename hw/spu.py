@@ -58,6 +58,14 @@ __all__ = ["Cmd", "Reg", "Mode", "MODES", "BANKS", "Spu", "reg_addr", "comp_addr
 BANKS = 2
 #: Mode names as used in the timing file (``hw/spu_timing.yaml``).
 MODES = ("state_update", "score", "attend")
+#: Copies of each bank-select register (the read bank, the bank of the operation in F, the
+#: bank of a fold step): copy ``g`` selects bits ``[g * w, (g + 1) * w)`` (``w = 256 /
+#: SELECT_COPIES``) of every 256-bit bank multiplexer it drives, so that no flip-flop drives
+#: more than a few dozen multiplexer inputs (docs/spu.md §7, "Timing").
+SELECT_COPIES = 16
+#: Copies of the column of the operation in F; copy ``g`` drives the scalar multiplexer of
+#: bit slice ``g`` of the 16-bit outer-product scalar.
+COL_COPIES = 8
 
 
 class Cmd(enum.Enum, shape=2):
@@ -278,8 +286,17 @@ class Spu(wiring.Component):
         acc = [[opnd[r][b] for r in ATTEND_PARTIAL_REGS[:n_part]] for b in range(BANKS)]
         part_regs = {int(r) for r in ATTEND_PARTIAL_REGS[:n_part]}
         fold_pend = Signal()
-        fold_it = Signal(range(max(1, self.fold_iterations)))
-        rd_bank = Signal()
+        # the fold counter and its copies (each counts by itself, like rd_bank's copies); copy
+        # g gives the fold step's bank to slice g of the partial multiplexer
+        fold_its = [Signal(range(max(1, self.fold_iterations)),
+                           name="fold_it" if g == 0 else f"fold_it_c{g}")
+                    for g in range(SELECT_COPIES)]
+        fold_it = fold_its[0]
+        # rd_bank and its copies: each copy computes its own next value from itself, so that
+        # no synthesis pass sees two flip-flops with the same input and merges them.
+        rd_banks = [Signal(name="rd_bank" if g == 0 else f"rd_bank_c{g}")
+                    for g in range(SELECT_COPIES)]
+        rd_bank = rd_banks[0]
         colptr = [Signal(range(COLUMNS), name=f"colptr{b}") for b in range(BANKS)]
         flush = Signal()
         bubble = Signal(range(bubbles + 1))
@@ -291,6 +308,10 @@ class Spu(wiring.Component):
         # ---- pipeline tags (valid, bank, column) beside the units -------------------------
         f_tag = Signal(tag)
         f_data = Signal(COLUMN_BITS)
+        # copies of f_tag.bank and f_tag.col (the same values; f_tag's own fields drive the
+        # control logic and the pipeline tags)
+        f_banks = [Signal(name=f"f_bank_c{g}") for g in range(SELECT_COPIES)]
+        f_cols = [Signal(range(COLUMNS), name=f"f_col_c{g}") for g in range(COL_COPIES)]
         mul_tags = [Signal(tag, name=f"m_tag{i}") for i in range(lat_m)]
         add_tags = [Signal(tag, name=f"a_tag{i}") for i in range(lat_a)]
         dot_tags = [Signal(tag, name=f"d_tag{i}") for i in range(lat_d)]
@@ -325,25 +346,36 @@ class Spu(wiring.Component):
         m.submodules.add = EnableInserter(adv)(add)
         m.submodules.dot = EnableInserter(adv)(dot)
 
+        def sel(regs, bank):
+            """``regs[bank]``; ``bank`` a list of copies of the select: copy ``g`` selects
+            slice ``g`` of the value (see :data:`SELECT_COPIES`)."""
+            if not isinstance(bank, list):
+                return Mux(bank, regs[1], regs[0])
+            w = len(regs[0]) // len(bank)
+            return Cat(*(Mux(b, regs[1][g * w:(g + 1) * w], regs[0][g * w:(g + 1) * w])
+                         for g, b in enumerate(bank)))
+
         # ---- F: fetch (bank read in the COMP cycle, registered) ----------------------------
         for b in range(BANKS):
             m.d.comb += [
                 self.bank[b].rd.eq(comp & (rd_bank == b)),
                 self.bank[b].rd_col.eq(colptr[b]),
             ]
-        rdata = Mux(rd_bank, self.bank[1].rdata, self.bank[0].rdata)
+        rdata = sel([self.bank[0].rdata, self.bank[1].rdata], rd_banks)
         with m.If(adv):
             m.d.sync += [
                 f_tag.valid.eq(comp),
                 f_tag.bank.eq(rd_bank),
                 f_tag.col.eq(Mux(rd_bank, colptr[1], colptr[0])),
                 f_data.eq(rdata),
+                *(fb.eq(rb) for fb, rb in zip(f_banks, rd_banks)),
+                *(fc.eq(Mux(rb, colptr[1], colptr[0])) for fc, rb in zip(f_cols, rd_banks)),
             ]
         with m.If(comp):
             with m.If(last):
-                m.d.sync += [rd_bank.eq(0), *(c.eq(0) for c in colptr)]
+                m.d.sync += [*(rb.eq(0) for rb in rd_banks), *(c.eq(0) for c in colptr)]
             with m.Else():
-                m.d.sync += rd_bank.eq(~rd_bank)
+                m.d.sync += [rb.eq(~rb) for rb in rd_banks]
                 for b in range(BANKS):
                     with m.If(rd_bank == b):
                         m.d.sync += colptr[b].eq(colptr[b] + 1)
@@ -358,27 +390,35 @@ class Spu(wiring.Component):
             with m.Elif(bubble != 0):
                 m.d.sync += bubble.eq(bubble - 1)
 
-        def sel(regs, bank):
-            return Mux(bank, regs[1], regs[0])
-
         # ---- M: decay d*S and outer product k*v_j (attend: V*score) ------------------------
-        v_view = data.View(sub, sel(opnd[Reg.V], f_tag.bank))
+        v_view = data.View(sub, sel(opnd[Reg.V], f_banks))
         scalars = []
         for j in range(COLUMNS):
             g = v_view[j // 16]
             e = g.elems[j % 16]
             scalars.append(Cat(g.exp, g.mu[(j % 16) // 2], e.mag, e.sign))
+        sw = len(scalars[0]) // COL_COPIES
+        assert sw * COL_COPIES == len(scalars[0])
         m.d.comb += [
             mul_d.i_valid.eq(f_tag.valid & su),
             mul_d.i_stoch.eq(stoch),
             mul_d.i_a.eq(f_data),
-            mul_d.i_b.eq(sel(opnd[Reg.D], f_tag.bank)),
+            mul_d.i_b.eq(sel(opnd[Reg.D], f_banks)),
             mul_o.i_valid.eq(f_tag.valid & (su | att)),
             mul_o.i_stoch.eq(stoch),
-            mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_tag.bank))),
-            mul_o.i_b.eq(mux_tree(scalars, f_tag.col)),
+            mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_banks))),
+            # the scalar multiplexer, one bit slice per copy of the column
+            mul_o.i_b.eq(Cat(*(mux_tree([sc_[g * sw:(g + 1) * sw] for sc_ in scalars], fc)
+                               for g, fc in enumerate(f_cols)))),
         ]
+        # copies of the bank of each multiplier stage's tag (the last select the partial that
+        # the adder reads, slice by slice)
+        m_banks = [[Signal(name=f"m_bank{i}_c{g}") for g in range(SELECT_COPIES)]
+                   for i in range(lat_m)]
         with m.If(adv):
+            m.d.sync += [c.eq(p) for c, p in zip(m_banks[0], f_banks)]
+            m.d.sync += [c.eq(p) for i in range(1, lat_m) for c, p in zip(m_banks[i],
+                                                                         m_banks[i - 1])]
             m.d.sync += mul_tags[0].eq(f_tag)
             m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (su | att))
             m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
@@ -393,10 +433,12 @@ class Spu(wiring.Component):
         a_part = Signal(range(n_part))
         m.d.comb += a_part.eq(part_of(a_out))
 
-        def acc_read(bank, part):
+        def acc_read(bank, part, bank_copies=None):
             """Partial ``part`` of ``bank``, the adder's output forwarded when it is that
-            partial's new value (it is written at the end of this iteration)."""
-            regs = [Mux(bank, acc[1][k], acc[0][k]) for k in range(n_part)]
+            partial's new value (it is written at the end of this iteration). The partial
+            multiplexer selects with ``bank_copies`` (copies of ``bank``) when given."""
+            regs = [sel([acc[0][k], acc[1][k]], bank if bank_copies is None else bank_copies)
+                    for k in range(n_part)]
             reg = mux_tree(regs, part) if n_part > 1 else regs[0]
             fwd = a_out.valid & att & (a_out.bank == bank) & (a_part == part)
             return Mux(fwd, add.o_y.as_value(), reg)
@@ -410,29 +452,40 @@ class Spu(wiring.Component):
         if self.fold_iterations:
             m.d.comb += fold_run.eq(fold_pend & ((fold_it != 0) | quiet))
             # Continuous assignments (no case statement: see hw.spu_bank.mux_tree).
-            hits = [(fold_it == it, *divmod(it, lat_a)) for it in range(self.fold_iterations)
-                    if it % lat_a < BANKS]
+            def fold_hits(counter):
+                return [(counter == it, *divmod(it, lat_a))
+                        for it in range(self.fold_iterations) if it % lat_a < BANKS]
+
+            def fold_bank(counter):
+                return Cat(*(h & (b == 1) for h, _, b in fold_hits(counter))).any()
+
+            hits = fold_hits(fold_it)
+            fold_banks = [fold_bank(c) for c in fold_its]
             m.d.comb += [
                 fold_tag.valid.eq(fold_run & Cat(*(h for h, _, _ in hits)).any()),
-                fold_tag.bank.eq(Cat(*(h & (b == 1) for h, _, b in hits)).any()),
+                fold_tag.bank.eq(fold_bank(fold_it)),
                 fold_tag.col.eq(functools.reduce(operator.or_, (
                     Mux(h, k + 1, 0) for h, k, _ in hits))),
                 fold_tag.fold.eq(1),
             ]
             with m.If(adv & fold_run):
                 with m.If(fold_it == self.fold_iterations - 1):
-                    m.d.sync += [fold_it.eq(0), fold_pend.eq(0)]
-                with m.Else():
-                    m.d.sync += fold_it.eq(fold_it + 1)
+                    m.d.sync += fold_pend.eq(0)
+                for c in fold_its:
+                    m.d.sync += c.eq(Mux(c == self.fold_iterations - 1, 0, c + 1))
+        else:
+            fold_banks = [0] * SELECT_COPIES
+        a_in_banks = [Mux(fold_tag.valid, fb, mb) for fb, mb in zip(fold_banks, m_banks[-1])]
         a_in = Signal(tag)
         m.d.comb += a_in.eq(Mux(fold_tag.valid, fold_tag.as_value(), m_out.as_value()))
         m.d.comb += [
             add.i_valid.eq(a_in.valid),
             add.i_stoch.eq(stoch),
-            add.i_a.eq(Mux(att, acc_read(a_in.bank, part_of(a_in)),
+            add.i_a.eq(Mux(att, acc_read(a_in.bank, part_of(a_in), a_in_banks),
                            mul_d.o_y.as_value())),
             add.i_b.eq(Mux(fold_tag.valid, acc_read(fold_tag.bank, fold_tag.col[:max(
-                1, (n_part - 1).bit_length())]), mul_o.o_y.as_value())),
+                1, (n_part - 1).bit_length())], fold_banks if self.fold_iterations else None),
+                mul_o.o_y.as_value())),
         ]
         with m.If(adv):
             m.d.sync += add_tags[0].eq(a_in)
@@ -444,11 +497,15 @@ class Spu(wiring.Component):
                             m.d.sync += acc[b][k].eq(add.o_y)
             # A fold step consumes partial k: it restarts from zero (after the write above,
             # so it wins over the last COMP's sum, forwarded into the fold).
-            with m.If(fold_tag.valid):
+            # (slice g of a partial by copy g of the fold bank: no flip-flop with a fanout of
+            # 256 bits)
+            with m.If(fold_tag.valid & (self.fold_iterations > 0)):
+                w = COLUMN_BITS // SELECT_COPIES
                 for b in range(BANKS):
                     for k in range(1, n_part):
-                        with m.If((fold_tag.bank == b) & (fold_tag.col == k)):
-                            m.d.sync += acc[b][k].eq(0)
+                        for g, fb in enumerate(fold_banks):
+                            with m.If((fb == b) & (fold_tag.col == k)):
+                                m.d.sync += acc[b][k][g * w:(g + 1) * w].eq(0)
 
         # ---- W: write-back (odd read-to-write distance) and D: dot product with q ----------
         if self.writeback_stage:
@@ -538,7 +595,7 @@ class Spu(wiring.Component):
                                 m.d.sync += opnd[r][b].eq(self.i_data)
                 with m.Case(int(Reg.MODE)):
                     m.d.sync += [mode.eq(self.i_data[:2]), stoch.eq(self.i_data[2]),
-                                 rd_bank.eq(0), *(c.eq(0) for c in colptr)]
+                                 *(rb.eq(0) for rb in rd_banks), *(c.eq(0) for c in colptr)]
                     # entering attend mode clears the partials (the d/k registers)
                     with m.If(self.i_data[:2] == int(Mode.ATTEND)):
                         m.d.sync += [p.eq(0) for a in acc for p in a]
