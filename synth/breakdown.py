@@ -46,7 +46,7 @@ def category(part: str, unit: str = "") -> str:
         return "multipliers"
     if leaf.startswith("add"):
         return "adder"
-    if leaf.startswith("dot"):
+    if leaf.startswith(("dot", "tree")):  # tree<level>_<i>: a dot product's adder tree
         return "dot product"
     return leaf
 

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from synth.breakdown import unit_breakdown
+from synth.breakdown import category, unit_breakdown
 from synth.config import SynthConfig, UnitSpec
 
 __all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Liberty",
@@ -356,7 +356,9 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
             if (stored.get("key") == key and used in scripts
                     and stored.get("abc_script_text", scripts[used]) == scripts[used]):
                 res = dict(stored["result"])
-                res["breakdown"] = tuple(res.get("breakdown", ()))
+                # the chart category is a naming rule, not a synthesis result: re-derive it
+                res["breakdown"] = tuple({**b, "category": category(b["part"], unit)}
+                                         for b in res.get("breakdown", ()))
                 return UnitResult(**res), True
         except (ValueError, TypeError, AttributeError) as exc:
             log(f"{unit}: cached result.json unreadable ({type(exc).__name__}); synthesizing")

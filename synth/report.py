@@ -167,7 +167,7 @@ def _plot_breakdown(rows, breakdown, path, plt) -> None:
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel(f"area in {rows[0]['tech'] if rows else ''} (10$^3$ µm²)")
     ax.set_title("Synthesized area by submodule")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.tick_params(axis="x", rotation=60)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
