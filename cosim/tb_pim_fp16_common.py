@@ -10,68 +10,40 @@ default 128), ``COSIM_IDLE`` (probability of idle cycles before a command, defau
 
 from __future__ import annotations
 
-import logging
 import os
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from quant.fp16_pim import LANES
 
 from .pim_fp16_bench import PimFp16Bench, Sample
 from .spu_timing import BUILD_TIMING, write_unit_timing
-from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
+from .tb import env_float, port_unsigned as _u, write_result
+from .tb_bank_unit import BankUnitIo, start_bank_unit
 
 __all__ = ["CocotbPimIo", "run_unit"]
 
 DEFAULT_VECTORS = 128
 
 
-class CocotbPimIo:
-    """Drive a cycle just after a rising edge, sample in the read-only phase, wait for the
-    next rising edge (the harness's timing convention, ``docs/cosim.md``)."""
+class CocotbPimIo(BankUnitIo):
+    """The bank-unit cycle of :class:`cosim.tb_bank_unit.BankUnitIo`; a sample holds
+    this unit's outputs."""
 
-    def __init__(self, dut, banks: int):
-        self.dut, self.banks = dut, banks
-
-    async def cycle(self, cmd, addr, data, act, rows, read_rows) -> Sample:
-        d = self.dut
-        d.i_cmd.value = cmd
-        d.i_addr.value = addr
-        d.i_data.value = data
-        d.i_act.value = act
-        if rows is not None:
-            for b, name in zip(range(self.banks), "ab"):
-                getattr(d, f"i_row_{name}").value = rows[b]
-        await ReadOnly()
+    def sample(self, d) -> Sample:
         yv = _u(d.o_y_valid)
-        s = Sample(ready=_u(d.o_ready), busy=_u(d.o_busy), y_valid=yv,
-                   y=_u(d.o_y) if yv else 0, y_bank=_u(d.o_y_bank) if yv else 0,
-                   y_col=_u(d.o_y_col) if yv else 0, rd=_u(d.o_trace_rd),
-                   wr=_u(d.o_trace_wr), wr_col=_u(d.o_trace_wr_col),
-                   collision=_u(d.o_collision))
-        if read_rows:
-            s.rows = tuple(_u(getattr(d, f"o_row_{n}")) for n in "ab"[:self.banks])
-        await RisingEdge(d.clk)
-        return s
+        return Sample(ready=_u(d.o_ready), busy=_u(d.o_busy), y_valid=yv,
+                      y=_u(d.o_y) if yv else 0, y_bank=_u(d.o_y_bank) if yv else 0,
+                      y_col=_u(d.o_y_col) if yv else 0, rd=_u(d.o_trace_rd),
+                      wr=_u(d.o_trace_wr), wr_col=_u(d.o_trace_wr_col),
+                      collision=_u(d.o_collision))
 
 
 async def run_unit(dut, name: str) -> dict:
     """Run the baseline bench on the toplevel ``<name>_sim`` and record the timing of
     ``name`` (a key of :data:`cosim.spu_timing.BASELINE_UNITS`)."""
-    log = logging.getLogger(f"cosim.{name}")
-    sim_unit = unit_of(dut)
+    log, sim_unit, rng, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
-    rng = make_rng(log)
-    vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i_cmd.value = 0
-    dut.i_act.value = 0
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
-    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
     bench = PimFp16Bench(CocotbPimIo(dut, unit.banks), unit=unit, rng=rng, vectors=vectors,
                          gap_prob=env_float("COSIM_IDLE", 0.2), log=log, mutant=mutant)
     res = await bench.run()
