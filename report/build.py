@@ -156,6 +156,15 @@ def section_synth(build: Path) -> tuple[str, dict]:
     png = build / "synth" / "area.png"
     if png.exists():
         body += image(png, "area per unit")
+    timing = build / "synth" / "timing.csv"
+    if timing.exists():  # the critical path scaled and checked against each SPU clock
+        trows = read_csv(timing)
+        tcols = list(trows[0].keys()) if trows else []
+        body += ("<h3>Critical path against the SPU clocks</h3>"
+                 + table(tcols, [[r[c] for c in tcols] for r in trows]))
+    parts = build / "synth" / "area_breakdown.png"
+    if parts.exists():
+        body += "<h3>Area by submodule</h3>" + image(parts, "area by submodule")
     return body, {"rows": rows}
 
 

@@ -47,6 +47,9 @@ def _fake_build(build, tmp_path):
         "bank_pair_overhead_pct\n"
         "spu_mx8,mx8,bank-pair,100,1000,5000,osu018,0.001,3.0,2.0\n"
         "hbmpim_pcu,fp16,bank-pair,300,3000,15000,osu018,0.003,4.0,3.0\n")
+    (build / "synth" / "timing.csv").write_text(
+        "unit,crit_path_ns,crit_ns_dram,hbm2e_a100_dram\nspu_mx8,3.0,0.36,met\n"
+        "hbmpim_pcu,40.0,4.79,NOT met\n")
     for sub, name in (("synth", "area.png"), ("study", "errors.png")):
         (build / sub).mkdir(exist_ok=True)
         fig, ax = plt.subplots(figsize=(2, 2))
@@ -82,6 +85,7 @@ def test_report_renders_in_chromium(tmp_path):
     for section in ("summary", "sim", "synth", "sweep", "study", "bench", "provenance"):
         assert int(tables[section]) >= 1, (section, tables)
     assert "Pimba / GPU" in page and "hbmpim_pcu / spu_mx8" in page and "1.50x" in page
+    assert "Critical path against the SPU clocks" in page and "NOT met" in page
     assert "state error vs fp32: fakequant/mx8/SR8" in page and "0.0466" in page
 
 
