@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .export import register_unit
 from .hbmpim_pcu import HbmPimPcu, PcuCmd
-from .spu_bank import COLUMN_BITS, COLUMNS, BankModel
+from .spu_bank import COLUMN_BITS, COLUMNS, attach_bank_models
 
 __all__ = ["HbmPimPcuSim"]
 
@@ -64,15 +64,7 @@ class HbmPimPcuSim(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         u = m.submodules.unit = self._unit
-        banks = [BankModel() for _ in range(u.banks)]
-        for b, bank in enumerate(banks):
-            m.submodules[f"bank_{_BANK_NAMES[b]}"] = bank
-            wiring.connect(m, u.bank[b], bank.port)
-            m.d.comb += [
-                bank.i_act.eq(self.i_act[b]),
-                bank.i_row.eq(getattr(self, f"i_row_{_BANK_NAMES[b]}")),
-                getattr(self, f"o_row_{_BANK_NAMES[b]}").eq(bank.o_row),
-            ]
+        banks = attach_bank_models(m, self, u, _BANK_NAMES)
         m.d.comb += [
             u.i_cmd.eq(self.i_cmd), u.i_addr.eq(self.i_addr), u.i_data.eq(self.i_data),
             self.o_rdata.eq(u.o_rdata), self.o_rvalid.eq(u.o_rvalid),

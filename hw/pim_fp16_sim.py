@@ -17,7 +17,7 @@ from .export import register_unit
 from .pim_fp16_if import FP16, PimCmd
 from .pim_pipelined_fp16 import PipelinedFp16
 from .pim_timemux_fp16 import TimeMuxFp16
-from .spu_bank import COLUMN_BITS, COLUMNS, BankModel
+from .spu_bank import COLUMN_BITS, COLUMNS, attach_bank_models
 
 __all__ = ["PimFp16Sim"]
 
@@ -78,15 +78,7 @@ class PimFp16Sim(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         u = m.submodules.unit = self._unit
-        banks = [BankModel() for _ in range(u.banks)]
-        for b, bank in enumerate(banks):
-            m.submodules[f"bank_{_BANK_NAMES[b]}"] = bank
-            wiring.connect(m, u.bank[b], bank.port)
-            m.d.comb += [
-                bank.i_act.eq(self.i_act[b]),
-                bank.i_row.eq(getattr(self, f"i_row_{_BANK_NAMES[b]}")),
-                getattr(self, f"o_row_{_BANK_NAMES[b]}").eq(bank.o_row),
-            ]
+        banks = attach_bank_models(m, self, u, _BANK_NAMES)
         m.d.comb += [
             u.i_cmd.eq(self.i_cmd), u.i_addr.eq(self.i_addr), u.i_data.eq(self.i_data),
             self.o_ready.eq(u.o_ready), self.o_busy.eq(u.o_busy),

@@ -20,7 +20,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["COLUMNS", "COLUMN_BITS", "bank_port", "BankModel", "mux_tree"]
+__all__ = ["COLUMNS", "COLUMN_BITS", "bank_port", "BankModel", "mux_tree",
+           "attach_bank_models"]
 
 #: Columns (256-bit sub-chunks) per row: 1 KB rows (docs/design.md §4).
 COLUMNS = 32
@@ -116,3 +117,18 @@ class BankModel(wiring.Component):
                     m.d.sync += cols[c].eq(p.wdata)
         return m
 
+
+def attach_bank_models(m, sim, unit, names: str = "ab") -> list:
+    """Give each bank port of ``unit`` a :class:`BankModel` (submodule ``bank_<name>``),
+    driven by the sim wrapper ``sim``'s ``i_act[b]`` and ``i_row_<name>`` and read back on
+    its ``o_row_<name>``; return the models (their collision flags are the wrapper's)."""
+    banks = [BankModel() for _ in range(unit.banks)]
+    for b, bank in enumerate(banks):
+        m.submodules[f"bank_{names[b]}"] = bank
+        wiring.connect(m, unit.bank[b], bank.port)
+        m.d.comb += [
+            bank.i_act.eq(sim.i_act[b]),
+            bank.i_row.eq(getattr(sim, f"i_row_{names[b]}")),
+            getattr(sim, f"o_row_{names[b]}").eq(bank.o_row),
+        ]
+    return banks
