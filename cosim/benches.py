@@ -39,13 +39,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
                 mutants=("swap_banks",) if mode == "score" else ("swap_banks", "nearest_only"))
       for mode in ("state_update", "score", "attend")),
     # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.
-    Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx_mul", vectors=3000,
+    Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx", vectors=3000,
               long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only")),
-    Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx_mul", vectors=3000,
+    Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx", vectors=3000,
               long_vectors=1_000_000, mutants=("drop_mu_a",)),
-    Testbench("mx_add", unit="mx_add", module="cosim.tb_mx_add", vectors=3000,
+    Testbench("mx_add", unit="mx_add", module="cosim.tb_mx", vectors=3000,
               long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a")),
-    Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx_dot", vectors=3000,
+    Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx", vectors=3000,
               long_vectors=1_000_000, mutants=("drop_mu_a",)),
     Testbench("lfsr", unit="lfsr", module="cosim.tb_lfsr", vectors=3000,
               long_vectors=1_000_000),

@@ -18,7 +18,7 @@ __all__ = ["RTL_MUTANTS", "registered"]
 #: unit name -> (testbench module, factory): the adder with an off-by-one alignment shift
 #: (the smaller-exponent operand is shifted one place too far).
 RTL_MUTANTS = {
-    "mx_add_mutant_align": ("cosim.tb_mx_add", lambda: MxAdd(_mutant="align_off_by_one")),
+    "mx_add_mutant_align": ("cosim.tb_mx", lambda: MxAdd(_mutant="align_off_by_one")),
 }
 
 for _name, (_module, _factory) in RTL_MUTANTS.items():

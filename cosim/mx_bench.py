@@ -1,130 +1,90 @@
-"""Simulator side of the MX8 unit testbenches (``tb_mx_mul``, ``tb_mx_add``, ``tb_mx_dot``).
+"""The MX8 unit testbenches (``mx_mul``, ``mx_mul_scalar``, ``mx_add``, ``mx_dot``) as a
+stream plan (:mod:`cosim.stream`), played by ``cosim/tb_mx.py``.
 
-One streaming bench (:class:`cosim.tb.StreamBench`: driver with random idle gaps and junk on
-idle data ports, monitor, in-order scoreboard checking every output bit and the latency given
-by the unit's ``latency`` property). Stimulus comes in batches from
-:func:`cosim.mx_vectors.make_batch` — a directed prefix that crosses every corner class with
-stochastic rounding off and on, then random batches — and each batch's expected outputs come
-from one vectorised golden-model call (:class:`cosim.mx_vectors.Expect`, which also models the
-unit's PRBS31 generator from its ``seed``). The bench's per-transaction model only pops them.
+Stimulus comes in batches from :func:`cosim.mx_vectors.make_batch` — a directed prefix that
+crosses every corner class with stochastic rounding off and on, then random batches — and
+each batch's expected outputs come from one vectorised golden-model call
+(:class:`cosim.mx_vectors.Expect`, which also models the unit's PRBS31 generator from its
+``seed``). Idle gaps and the junk driven on idle data ports come from the same seed.
 
-Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE``,
-``COSIM_MUTANT`` (one of :data:`cosim.mx_vectors.Expect.MUTANTS`: a wrong way of calling the
-model, which must make the scoreboard fail), ``COCOTB_RANDOM_SEED``.
+Reference mutants (:data:`cosim.mx_vectors.Expect.MUTANTS`: a wrong way of calling the
+model; ``mx_dot`` has only ``drop_mu_a``) are planned with the same stimulus and checked
+offline against a golden run's recorded responses (:func:`cosim.stream.check_mutant`).
+
+Knobs (through :func:`cosim.tb.run_stream`): ``COSIM_VECTORS`` (default
+:data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``COSIM_MUTANT``, ``COCOTB_RANDOM_SEED``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import deque
-from collections.abc import Iterator
-from functools import partial
+import random
 
+import numpy as np
 import torch
 
 from cosim.mx_vectors import Expect, make_batch, scalar_words, subchunk_words
-from cosim.tb import StreamBench, env_int, make_rng, select_model, unit_of
+from cosim.stream import StreamPlan, gaps, junk_pool, port_widths
 
-# The simulator runs in this process: torch's worker threads would only fight it for the
+# The simulator runs in the same process: torch's worker threads would only fight it for the
 # cores (a 4096-vector batch takes ~50 ms on one thread and >1 s on two contended ones).
 torch.set_num_threads(1)
 
-__all__ = ["DEFAULT_VECTORS", "BATCH", "MxIn", "MxOut", "DotIn", "DotRes", "run_mx_bench"]
+__all__ = ["BATCH", "DEFAULT_VECTORS", "DIRECTED", "PLANNER", "mutants", "plan"]
 
 DEFAULT_VECTORS = 3000
 #: Operations per golden-model call.
 BATCH = 4096
 #: Length of the directed prefix (every class x rounding mode, several times).
 DIRECTED = 200
+#: The planner's name for :func:`cosim.tb.run_stream` and the traces.
+PLANNER = "cosim.mx_bench:plan"
 
 
-@dataclasses.dataclass(frozen=True)
-class MxIn:
-    """Operands of a multiplier or adder operation (port values ``i_a``, ``i_b``,
-    ``i_stoch``)."""
-    a: int
-    b: int
-    stoch: int
+def mutants(kind: str) -> tuple[str, ...]:
+    """The reference mutants that apply to an MX unit of ``kind``."""
+    return ("drop_mu_a",) if kind == "dot" else Expect.MUTANTS
 
 
-@dataclasses.dataclass(frozen=True)
-class MxOut:
-    """A result sub-chunk (``o_y``)."""
-    y: int
-
-
-@dataclasses.dataclass(frozen=True)
-class DotIn:
-    """Operands of a dot product (``i_a``, ``i_b``)."""
-    a: int
-    b: int
-
-
-@dataclasses.dataclass(frozen=True)
-class DotRes:
-    """The 37-bit partial word (``o_p``)."""
-    p: int
-
-
-def _models(kind: str) -> dict:
-    models = {"golden": partial(Expect, kind)}
-    for name in Expect.MUTANTS:
-        if kind == "dot" and name != "drop_mu_a":
-            continue
-        models[name] = partial(Expect, kind, mutant=name)
-    return models
-
-
-def _stimulus(kind: str, n: int, gen: torch.Generator, rng, model: Expect,
-              expected: deque) -> Iterator:
-    """Transactions of ``n`` operations; the expected outputs of each batch are queued in
-    ``expected`` before its first transaction is handed out."""
-    sent = 0
-    first = True
-    while sent < n:
-        size = min(DIRECTED if first else BATCH, n - sent)
+def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
+         mutant: str | None = None) -> StreamPlan:
+    """``vectors`` operations of the MX unit ``unit`` (its ``kind``, ``latency`` and, for the
+    rounding units, ``rbits``/``renorm``/``seed``), all drawn from ``seed``."""
+    kind = unit.kind
+    if mutant is not None and mutant not in mutants(kind):
+        raise ValueError(f"COSIM_MUTANT={mutant!r}: unknown for {kind} (allowed: "
+                         f"{', '.join(mutants(kind))})")
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(rng.getrandbits(63))
+    if kind == "dot":
+        model = Expect(kind, mutant=mutant)
+        out_port, in_ports = "p", ("a", "b")
+    else:
+        model = Expect(kind, rbits=unit.rbits, renorm=unit.renorm, seed=unit.seed,
+                       mutant=mutant)
+        out_port, in_ports = "y", ("a", "b", "stoch")
+    inputs: dict[str, list[int]] = {p: [] for p in in_ports}
+    expected: list[int] = []
+    batches = []
+    while len(expected) < vectors:
+        first = not batches
+        size = min(DIRECTED if first else BATCH, vectors - len(expected))
         stoch_prob = rng.choice([0.5, 0.5, 0.1, 0.9])
         batch = make_batch(kind, size, gen, directed=first, stoch_prob=stoch_prob)
-        first = False
-        want = model(batch)
-        aw = subchunk_words(batch.a)
-        bw = scalar_words(batch.b) if kind == "mul_scalar" else subchunk_words(batch.b)
-        stoch = batch.stoch.tolist()
-        for i in range(size):
-            if kind == "dot":
-                txn = DotIn(aw[i], bw[i])
-                expected.append((txn, DotRes(want[i])))
-            else:
-                txn = MxIn(aw[i], bw[i], int(stoch[i]))
-                expected.append((txn, MxOut(want[i])))
-            yield txn
-        sent += size
+        batches.append(batch)
+        expected += model(batch)
+        inputs["a"] += subchunk_words(batch.a)
+        inputs["b"] += scalar_words(batch.b) if kind == "mul_scalar" else subchunk_words(
+            batch.b)
+        if "stoch" in inputs:
+            inputs["stoch"] += [int(s) for s in batch.stoch.tolist()]
+    widths = port_widths(unit, in_ports, (out_port,))
+    nrng = np.random.default_rng(rng.getrandbits(63))
+    g = gaps(nrng, vectors, idle)
+    junk, pick = junk_pool(nrng, widths, in_ports, int(g.sum()))
+    info = {"kind": kind}
+    if kind != "dot":
+        info.update(rbits=unit.rbits, renorm=unit.renorm, lfsr_seed=unit.seed)
+    return StreamPlan(inputs=inputs, outputs={out_port: expected}, widths=widths,
+                      latency=unit.latency, gaps=g, junk=junk, junk_pick=pick,
+                      batches=batches, info=info)
 
-
-async def run_mx_bench(dut, *, name: str | None = None) -> dict:
-    """Run the streaming bench on the MX unit simulated as ``dut``; return its counters."""
-    unit = unit_of(dut)
-    kind = unit.kind
-    rng = make_rng()
-    factory = select_model(_models(kind))
-    if kind == "dot":
-        model = factory()
-        in_type, out_type = DotIn, DotRes
-    else:
-        model = factory(rbits=unit.rbits, renorm=unit.renorm, seed=unit.seed)
-        in_type, out_type = MxIn, MxOut
-    expected: deque = deque()
-
-    def pop(txn):
-        sent, out = expected.popleft()
-        assert sent is txn, "stimulus and expectations out of step"
-        return out
-
-    bench = StreamBench(dut, in_type=in_type, out_type=out_type, model=pop,
-                        latency=unit.latency, rng=rng, name=name)
-    vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
-    gen = torch.Generator().manual_seed(rng.getrandbits(63))
-    bench.log.info("%s (%s): %d vectors, latency %d, %s", dut._name, kind, vectors,
-                   unit.latency, "" if kind == "dot" else
-                   f"rbits {unit.rbits}, renorm {unit.renorm}, seed {unit.seed:#x}")
-    return await bench.run(_stimulus(kind, vectors, gen, rng, model, expected))

@@ -20,10 +20,14 @@ logged and recorded — any seed must pass), ``COSIM_VECTORS`` (default: the tes
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hw.export import UNITS, export_unit, load_units
+from hw.export import UNITS, export_cached, load_units
 from hw.tools import verilator_env, which
 
 from .summary import update_summary
@@ -46,6 +50,7 @@ __all__ = [
     "check_vectors",
     "default_sim",
     "run_cosim",
+    "sim_root",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +98,7 @@ class CosimResult:
     log: Path
     mutant: str | None = None
     benches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trace: Path | None = None
 
     def record(self) -> dict[str, Any]:
         """The ``summary.json`` record of this run."""
@@ -169,21 +175,68 @@ def _environment(variables: Mapping[str, str | None]) -> Iterator[None]:
 
 def _tool_env(sim: str) -> dict[str, str]:
     if sim == "verilator":
-        return verilator_env()
+        env = verilator_env()
+        ccache = shutil.which("ccache")
+        if ccache and "OBJCACHE" not in os.environ:
+            env["OBJCACHE"] = ccache  # Verilator's makefiles prefix the compiler with it
+        return env
     which("iverilog")
     which("vvp")
     return {}
 
 
-def _get_runner(sim: str):
-    from cocotb_tools.runner import get_runner
+def sim_root() -> Path:
+    """Where runs write their results: ``$COSIM_OUT`` (the test suite uses
+    ``build/test-sim``), else ``build/sim`` (``make sim``, read by the report and the system
+    model)."""
+    raw = os.environ.get("COSIM_OUT", "").strip()
+    return Path(raw).resolve() if raw else BUILD_ROOT / "sim"
 
-    return get_runner(sim)
+
+def _ports(verilog: str, top: str) -> list[str]:
+    m = re.search(rf"^module {re.escape(top)}\(([^)]*)\);", verilog, re.M)
+    if m is None:
+        raise CosimFailure(f"no module {top} in its exported Verilog")
+    return [p.strip() for p in m.group(1).split(",") if p.strip()]
+
+
+def _get_runner(sim: str):
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if sim != "verilator":
+        return get_runner(sim)
+
+    class PortsOnlyVerilator(Verilator):
+        """cocotb's Verilator runner without ``--public-flat-rw`` (which makes every internal
+        signal public and slows both the C++ compile and the model down): the build's control
+        file makes only the toplevel's ports public."""
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+
+    return PortsOnlyVerilator()
+
+
+def _build_key(source: Path, sim: str, options: str) -> str:
+    import cocotb
+
+    h = hashlib.sha256(source.read_bytes())
+    h.update(f"\0{sim}\0{options}\0{cocotb.__version__}\0".encode())
+    if sim == "verilator":
+        h.update(verilator_env().get("VERILATOR_ROOT", "").encode())
+    return h.hexdigest()[:16]
 
 
 def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) -> tuple[
         Any, Path, float]:
     """Export ``unit`` and build it for ``sim``; return (cocotb runner, build dir, seconds).
+
+    Builds are cached by content: the folder ``build/sim-cache/<unit>_<sim>_<hash>`` is named
+    by a hash of the Verilog, the build options and the tool versions; a finished build
+    (``built.ok``) is reused as it is (0 s), and a file lock makes parallel jobs that need the
+    same build wait for one another instead of racing on one folder.
 
     Raises
     ------
@@ -194,35 +247,45 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
     if sim not in SIMULATORS:
         raise ValueError(f"sim={sim!r}; supported: {', '.join(SIMULATORS)}")
     waves = _env_flag("WAVES") if waves is None else waves
-    source = export_unit(unit, BUILD_ROOT / "verilog")
-    build_dir = BUILD_ROOT / "sim" / f"{unit}_{sim}"
+    source = export_cached(unit, BUILD_ROOT / "verilog")
+    build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+    options = json.dumps({"waves": waves, "args": build_args, "timescale": _TIMESCALE,
+                          "public": "ports"})
+    build_dir = BUILD_ROOT / "sim-cache" / f"{unit}_{sim}_{_build_key(source, sim, options)}"
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
-    build_args = _VERILATOR_ARGS if sim == "verilator" else []
-    # cocotb's up-to-date check looks at source times only: a change of options (waves)
-    # must force a rebuild.
-    stamp = build_dir / "build-options.json"
-    options = json.dumps({"waves": waves, "args": build_args, "timescale": _TIMESCALE})
-    always = not stamp.is_file() or stamp.read_text() != options
+    done = build_dir / "built.ok"
+    runner = _get_runner(sim)
     t0 = time.perf_counter()
-    with _environment({**_tool_env(sim), "WAVES": "1" if waves else "0"}):
-        runner = _get_runner(sim)
-        try:
-            runner.build(
-                sources=[source],
-                hdl_toplevel=unit,
-                build_dir=build_dir,
-                build_args=build_args,
-                timescale=_TIMESCALE,
-                waves=waves,
-                always=always,
-                log_file=log,
-            )
-        except (RuntimeError, SystemExit, OSError) as exc:
-            stamp.unlink(missing_ok=True)
-            raise CosimFailure(f"building {unit} with {sim} failed ({exc}); log {log}:\n"
-                               f"{_tail(log)}") from exc
-    stamp.write_text(options)
+    with open(build_dir.with_name(build_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return runner, build_dir, 0.0
+        sources: list[Any] = [source]
+        if sim == "verilator":
+            from cocotb_tools.runner import VerilatorControlFile
+
+            vlt = build_dir / "ports.vlt"
+            vlt.write_text("`verilator_config\n" + "".join(
+                f'public_flat_rw -module "{unit}" -var "{p}"\n'
+                for p in _ports(source.read_text(), unit)))
+            sources.append(VerilatorControlFile(vlt))
+        with _environment({**_tool_env(sim), "WAVES": "1" if waves else "0"}):
+            try:
+                runner.build(
+                    sources=sources,
+                    hdl_toplevel=unit,
+                    build_dir=build_dir,
+                    build_args=build_args,
+                    timescale=_TIMESCALE,
+                    waves=waves,
+                    always=True,
+                    log_file=log,
+                )
+            except (RuntimeError, SystemExit, OSError) as exc:
+                raise CosimFailure(f"building {unit} with {sim} failed ({exc}); log {log}:\n"
+                                   f"{_tail(log)}") from exc
+        done.write_text(options)
     return runner, build_dir, time.perf_counter() - t0
 
 
@@ -313,18 +376,25 @@ def run_cosim(
     factory = UNITS.get(unit)
     runner, build_dir, build_s = build_unit(unit, sim, waves=waves)
 
-    sim_root = BUILD_ROOT / "sim"
+    root = sim_root()
     # Mutant runs fail on purpose: their JUnit files stay out of build/sim/*.xml.
-    xml_dir = sim_root / "mutants" if mutant else sim_root
+    xml_dir = root / "mutants" if mutant else root
     xml_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-mutant-{mutant}" if mutant else name
     results_xml = xml_dir / f"{stem}_{sim}.xml"
-    result_file = build_dir / f"{stem}.counters.json"
-    log = build_dir / f"{stem}.log"
+    # each run has its own folder (the build folder is shared, read-only, by every run)
+    run_dir = root / "runs" / f"{stem}_{sim}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_file = run_dir / "counters.json"
+    trace_file = run_dir / "trace.npz"
+    log = run_dir / "sim.log"
     result_file.unlink(missing_ok=True)
+    trace_file.unlink(missing_ok=True)
     env: dict[str, str | None] = {
         **_tool_env(sim),
         "COSIM_RESULT_FILE": str(result_file),
+        "COSIM_TRACE_FILE": str(trace_file),
+        "SPU_TIMING_FILE": os.environ.get("SPU_TIMING_FILE") or str(root / "spu_timing.yaml"),
         "COSIM_UNIT": unit,
         "COSIM_UNIT_MODULE": getattr(factory, "__module__", None),
         "COSIM_MUTANT": mutant or "",
@@ -347,7 +417,7 @@ def run_cosim(
                 hdl_toplevel=unit,
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
-                test_dir=build_dir,
+                test_dir=run_dir,
                 results_xml=str(results_xml),
                 seed=seed,
                 testcase=testcase,
@@ -378,12 +448,12 @@ def run_cosim(
         vectors=vec, mismatches=mism, cycles=cycles,
         cycles_per_s=round(cycles / wall, 1) if wall > 0 else None,
         build_s=build_s, run_s=run_s, results_xml=results_xml, log=log, mutant=mutant,
-        benches=benches)
+        benches=benches, trace=trace_file if trace_file.is_file() else None)
     _log.info("cosim %s_%s: %s, %d vectors, %d mismatches, %s cycles/s, build %.1f s, run %.1f s",
               name, sim, "passed" if passed else "FAILED", vec, mism, result.cycles_per_s,
               build_s, run_s)
     if record:
-        update_summary({f"{name}_{sim}": result.record()}, sim_root / "summary.json")
+        update_summary({f"{name}_{sim}": result.record()}, root / "summary.json")
     if check and not passed:
         replay = (f"SIM={sim} COCOTB_RANDOM_SEED={seed}"
                   + (f" COSIM_VECTORS={vectors}" if vectors is not None else ""))

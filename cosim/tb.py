@@ -1,80 +1,73 @@
-"""cocotb-side toolkit: driver, monitor, scoreboard and a streaming bench that ties them up.
+"""cocotb-side toolkit: knobs, seeds, the streaming bench player, counters.
 
 This module runs *inside* the simulator (it imports :mod:`cocotb`); the pytest side that
 builds and launches the simulator is :mod:`cosim.runner`.
 
-The model of a unit under test is a *streaming pipeline*: an input transaction is accepted
-on every rising edge where ``i_valid`` is high; after the unit's latency (its ``stages``
-property) the matching output transaction is presented with ``o_valid`` high, in order.
-Transactions are dataclasses whose fields name the ports (``a`` -> ``i_a``/``o_a``) and hold
-unsigned integers of the full port width, so comparing transactions compares every bit.
+The model of a streaming unit under test: an input operation is accepted on every rising edge
+where ``i_valid`` is high; after the unit's latency the matching output is presented with
+``o_valid`` high, in order. Its bench is data (:mod:`cosim.stream`): a plan computed before
+the first cycle, played by :func:`play_stream` with one trigger per cycle, the responses
+recorded and compared in bulk at the end (every bit and every output's cycle).
 
-Timing convention (the same on Icarus and Verilator): inputs are written just after a rising
-edge (edge *n*), so the unit samples them at edge *n+1*; outputs are sampled in the read-only
-phase after an edge *m*, i.e. they are the values registered at edge *m*. A unit with
-``stages`` registers between input and output therefore answers with ``m - n == stages``,
-which the scoreboard checks when given the latency.
+Timing convention (the same on Icarus and Verilator): inputs are written at the falling edge
+after a rising edge *n*, so the unit samples them at edge *n+1*; outputs are read at the
+falling edge after an edge *m*, i.e. they are the values registered at edge *m*. A unit
+with ``latency`` registers between input and output answers with ``m - n == latency``.
 
-Knobs (environment variables, with defaults): ``COSIM_VECTORS`` (number of transactions,
-default given by the testbench), ``COSIM_IDLE`` (probability of an idle cycle, 0.25),
-``COSIM_MUTANT`` (name of a deliberately broken reference model, "" for the golden one),
-``COSIM_RESULT_FILE`` (where :meth:`StreamBench.run` writes its counters as JSON; set by the
-runner). ``COCOTB_RANDOM_SEED`` is cocotb's: every test builds its own
+Knobs (environment variables, with defaults): ``COSIM_VECTORS`` (number of operations, an
+integer >= 1, default given by the testbench), ``COSIM_IDLE`` (probability of an idle cycle,
+0.25), ``COSIM_MUTANT`` (name of a deliberately broken reference model, "" for the golden
+one), ``COSIM_RESULT_FILE`` (where a bench writes its counters as JSON; set by the runner),
+``COSIM_TRACE_FILE`` (where a passing run records its responses; set by the runner).
+``COCOTB_RANDOM_SEED`` is cocotb's: every test builds its own
 ``random.Random(cocotb.RANDOM_SEED)`` with :func:`make_rng` and logs it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from cocotb.utils import get_sim_steps
+from cocotb.triggers import FallingEdge
+
+from .stream import StreamPlan, compare, save_trace
 
 __all__ = [
-    "Driver",
-    "Monitor",
-    "Mismatch",
-    "Scoreboard",
-    "StreamBench",
     "env_float",
-    "port_unsigned",
     "env_int",
-    "fields_of",
     "make_rng",
-    "port_map",
-    "select_model",
+    "play_stream",
+    "port_unsigned",
+    "run_stream",
     "unit_of",
     "write_result",
 ]
-
-In = TypeVar("In")
-Out = TypeVar("Out")
 
 _log = logging.getLogger("cosim")
 
 
 def env_int(name: str, default: int) -> int:
-    """Integer knob ``name`` from the environment, ``default`` when unset or empty."""
+    """A count knob ``name`` from the environment: an integer >= 1, ``default`` when unset or
+    empty (zero vectors would check nothing and still pass)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw, 0)
+        n = int(raw, 0)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
+        raise ValueError(f"{name}={raw!r}: not an integer (allowed: an integer >= 1)") from None
+    if n < 1:
+        raise ValueError(f"{name}={n}: out of range (allowed: an integer >= 1)")
+    return n
 
 
 def env_float(name: str, default: float) -> float:
@@ -100,28 +93,9 @@ def make_rng(log: logging.Logger | None = None) -> random.Random:
     return random.Random(seed)
 
 
-def select_model(models: Mapping[str, Callable[..., Any]], golden: str = "golden"):
-    """Pick the reference model named by ``COSIM_MUTANT`` (default: ``golden``).
-
-    Testbenches list their deliberately broken models (mutants) next to the golden one, so
-    the harness tests can prove that the scoreboard catches each of them.
-
-    Raises
-    ------
-    ValueError
-        If ``COSIM_MUTANT`` names no model in ``models``.
-    """
-    name = os.environ.get("COSIM_MUTANT", "").strip() or golden
-    if name not in models:
-        raise ValueError(f"COSIM_MUTANT={name!r}; known models: {', '.join(sorted(models))}")
-    if name != golden:
-        _log.warning("using MUTANT reference model %r: this run is expected to fail", name)
-    return models[name]
-
-
 def unit_of(dut: SimHandleBase):
     """A fresh instance of the Amaranth unit simulated as ``dut``, for its properties
-    (``stages``, widths): the testbench reads them instead of hard-coding them.
+    (``latency``, widths): the testbench reads them instead of hard-coding them.
 
     The unit is ``hw.export.UNITS[$COSIM_UNIT]`` (default: the toplevel's name); the runner
     sets ``COSIM_UNIT_MODULE`` to the module that registers it, so nothing else is imported.
@@ -139,358 +113,153 @@ def unit_of(dut: SimHandleBase):
     return UNITS[name]()
 
 
-def fields_of(txn: Any) -> dict[str, int]:
-    """Port values of a transaction: ``txn.pack()`` if it has one, else its dataclass fields."""
-    pack = getattr(txn, "pack", None)
-    if pack is not None:
-        return dict(pack())
-    return {f.name: getattr(txn, f.name) for f in dataclasses.fields(txn)}
+def _bin(word: int, width: int) -> str:
+    return format(word, f"0{width}b")
 
 
-def port_map(dut: SimHandleBase, txn_type: type, prefix: str) -> dict[str, SimHandleBase]:
-    """Map each field ``x`` of the dataclass ``txn_type`` to the DUT port ``<prefix>x``.
+async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planner: str,
+                      seed: int, idle: float, period_ns: int = 10,
+                      log: logging.Logger | None = None) -> dict:
+    """Drive ``plan`` into the streaming unit ``dut`` and check what it answers.
 
-    A type with a ``PORTS`` class attribute (a tuple of names) uses those names instead of its
-    fields, for transactions that pack several fields into one port.
+    One trigger per cycle: at each falling edge the outputs registered at the rising edge
+    before are read (``o_valid``, and the data ports when it is high; X or Z on ``o_valid``
+    fails at once), then the inputs of the next rising edge are written (an operation with
+    ``i_valid`` high, or an idle cycle with junk on the data ports). Values go to and come
+    from the simulator as bit strings precomputed in bulk, without per-cycle objects. After
+    the last operation the bench runs ``latency + 4`` more cycles (a late or spurious output
+    is caught), then compares everything (:func:`cosim.stream.compare`), writes its counters
+    (``COSIM_RESULT_FILE``) and, when it passed, the trace of its responses
+    (``COSIM_TRACE_FILE``, for the offline reference-mutant checks), and fails on any
+    mismatch.
     """
-    names = getattr(txn_type, "PORTS", None) or [f.name for f in dataclasses.fields(txn_type)]
-    ports = {}
-    for name in names:
-        try:
-            ports[name] = getattr(dut, prefix + name)
-        except AttributeError:
-            raise AttributeError(f"DUT has no port {prefix + name!r} for field {name!r} of "
-                                 f"{txn_type.__name__}") from None
-    return ports
+    log = log or logging.getLogger(f"cosim.{name}")
+    clk = dut.clk
+    Clock(clk, period_ns, unit="ns", impl="gpi").start()
+    in_ports = list(plan.inputs)
+    out_ports = list(plan.outputs)
+    w = plan.widths
+    i_handles = [getattr(dut, f"i_{p}")._handle for p in in_ports]
+    o_handles = [getattr(dut, f"o_{p}")._handle for p in out_ports]
+    valid_h = dut.i_valid._handle
+    o_valid_h = dut.o_valid._handle
+    # stimulus as bit strings, built before the first cycle
+    words = [[_bin(x, w[p]) for x in plan.inputs[p]] for p in in_ports]
+    junk = [[_bin(x, w[p]) for x in plan.junk[p]] for p in in_ports]
+    zeros = [_bin(0, w[p]) for p in in_ports]
+    ops = list(zip(*words))
+    idle_words = [tuple(j[k] for j in junk) for k in plan.junk_pick.tolist()]
+    dep = 0  # _GPISetAction.DEPOSIT
+
+    dut.rst.value = 1
+    valid_h.set_signal_val_int(dep, 0)
+    for h, z in zip(i_handles, zeros):
+        h.set_signal_val_binstr(dep, z)
+    fall = FallingEdge(clk)
+    for _ in range(3):
+        await fall
+    dut.rst.value = 0
+
+    received: list[list[str]] = [[] for _ in out_ports]
+    out_cycles: list[int] = []
+    in_cycles: list[int] = []
+    wall0 = time.perf_counter()
+    cycle = 0
+    k = 0  # idle cycles so far
+    n = plan.vectors
+    schedule = plan.gaps.tolist()
+    recv = [r.append for r in received]
+
+    def sample():
+        v = o_valid_h.get_signal_val_binstr()
+        if v == "1":
+            out_cycles.append(cycle)
+            for h, add in zip(o_handles, recv):
+                add(h.get_signal_val_binstr())
+        elif v != "0":
+            raise AssertionError(f"o_valid is {v} (not 0/1) at cycle {cycle}")
+
+    for i in range(n + 1):
+        g = schedule[i] if i < n else plan.latency + 4
+        if g:
+            valid_h.set_signal_val_int(dep, 0)
+        for _ in range(g):
+            for h, s in zip(i_handles, idle_words[k % len(idle_words)]):
+                h.set_signal_val_binstr(dep, s)
+            k += 1
+            await fall
+            cycle += 1
+            sample()
+        if i == n:
+            break
+        valid_h.set_signal_val_int(dep, 1)
+        for h, s in zip(i_handles, ops[i]):
+            h.set_signal_val_binstr(dep, s)
+        in_cycles.append(cycle)
+        await fall
+        cycle += 1
+        sample()
+    valid_h.set_signal_val_int(dep, 0)
+    wall = time.perf_counter() - wall0
+
+    got = {p: [_word(s) for s in r] for p, r in zip(out_ports, received)}
+    mismatches = compare(plan, got, in_cycles, out_cycles)
+    for m in mismatches[:10]:
+        log.error("%s: %s", name, m)
+    result = {
+        "vectors": min(len(r) for r in received) if received else 0,
+        "expected": n,
+        "mismatches": len(mismatches),
+        "pending": max(0, n - len(out_cycles)),
+        "cycles": cycle,
+        "idle_cycles": k,
+        "wall_s": round(wall, 4),
+        "cycles_per_s": round(cycle / wall, 1) if wall > 0 else None,
+        "test_seed": seed,
+        **plan.info,
+    }
+    log.info("%s: %d vectors, %d mismatches; %d cycles in %.2f s (%s cycles/s)", name,
+             result["vectors"], len(mismatches), cycle, wall, result["cycles_per_s"])
+    write_result(name, result)
+    trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
+    if trace and not mismatches:
+        save_trace(trace, planner_name=planner, unit=os.environ.get("COSIM_UNIT", dut._name),
+                   vectors=n, seed=seed, idle=idle, plan=plan, received=got)
+    assert not mismatches, (f"{name}: {len(mismatches)} mismatches in {n} vectors, first: "
+                            f"{mismatches[0]}")
+    return result
 
 
-@dataclasses.dataclass
-class _Timed(Generic[In]):
-    cycle: int
-    txn: In
+def _word(s: str) -> int | str:
+    """A port's bit string as an integer, or the string itself when it has X or Z bits."""
+    try:
+        return int(s, 2)
+    except ValueError:
+        return s
 
 
-class _CycleClock:
-    """Cycle numbers from simulation time, identical for every coroutine of a time step."""
+async def run_stream(dut: SimHandleBase, planner: str, *, default_vectors: int,
+                     name: str | None = None) -> dict:
+    """The whole streaming testbench of ``dut``: the knobs, the plan from the planner
+    ``"module:function"`` (see :mod:`cosim.stream`), the golden or ``COSIM_MUTANT`` model,
+    then :func:`play_stream`."""
+    from .stream import planner as get_planner
 
-    def __init__(self, period_steps: int):
-        self.period_steps = period_steps
-        self.t0 = get_sim_time("step")
-
-    def now(self) -> int:
-        return (get_sim_time("step") - self.t0) // self.period_steps
-
-
-class Driver(Generic[In]):
-    """Feeds transactions into ``ports`` with ``valid`` high, one per cycle, with random idle
-    cycles in between.
-
-    Parameters
-    ----------
-    clk, valid : SimHandleBase
-        Clock and the valid input of the unit.
-    ports : mapping of str to SimHandleBase
-        Port of each transaction field (see :func:`port_map`).
-    rng : random.Random
-        The test's generator; decides the idle cycles and the junk driven on idle data ports.
-    idle_prob : float
-        Probability of an idle cycle before each transaction.
-    on_send : callable, optional
-        Called as ``on_send(txn, cycle)`` when a transaction is driven; the bench connects the
-        reference model and the scoreboard here.
-    """
-
-    def __init__(self, clk: SimHandleBase, valid: SimHandleBase,
-                 ports: Mapping[str, SimHandleBase], rng: random.Random, *,
-                 idle_prob: float = 0.25,
-                 on_send: Callable[[In, int], None] | None = None,
-                 cycle_clock: _CycleClock | None = None):
-        if not 0.0 <= idle_prob < 1.0:
-            raise ValueError(f"idle_prob must be in [0, 1), not {idle_prob}")
-        self.clk = clk
-        self.valid = valid
-        self.ports = dict(ports)
-        self.rng = rng
-        self.idle_prob = idle_prob
-        self.on_send = on_send
-        self._clock = cycle_clock
-        self.sent = 0
-        self.idle_cycles = 0
-
-    def _junk(self) -> None:
-        # Idle cycles carry random data: a unit must ignore its inputs while valid is low.
-        for port in self.ports.values():
-            port.value = self.rng.getrandbits(len(port))
-
-    async def send(self, txns: Iterable[In]) -> None:
-        """Drive every transaction of ``txns``; return after the last one was sampled."""
-        for txn in txns:
-            while self.rng.random() < self.idle_prob:
-                self.valid.value = 0
-                self._junk()
-                self.idle_cycles += 1
-                await RisingEdge(self.clk)
-            values = fields_of(txn)
-            for name, port in self.ports.items():
-                port.value = values[name]
-            self.valid.value = 1
-            cycle = self._clock.now() if self._clock else self.sent
-            if self.on_send is not None:
-                self.on_send(txn, cycle)
-            self.sent += 1
-            await RisingEdge(self.clk)
-        self.valid.value = 0
-
-
-_RESOLVABLE = frozenset("01LH")
-
-
-def _resolvable(value) -> bool:
-    """``value.is_resolvable``, but from the value's string (``LogicArray.is_resolvable``
-    builds one object per bit: ~0.2 ms for a 256-bit port, the bench's largest cost)."""
-    return frozenset(str(value)) <= _RESOLVABLE
-
-
-class Monitor(Generic[Out]):
-    """Samples ``ports`` into ``txn_type`` on every cycle where ``valid`` is high.
-
-    ``txn_type`` is built with keyword arguments named after the ports, or with its
-    ``unpack(values)`` class method when it has one. Sampling happens in the read-only phase
-    after each rising edge. An X or Z on ``valid``, or on a data port while ``valid`` is high,
-    fails the test.
-    """
-
-    def __init__(self, clk: SimHandleBase, valid: SimHandleBase,
-                 ports: Mapping[str, SimHandleBase], txn_type: type[Out],
-                 callback: Callable[[Out, int], None], *,
-                 cycle_clock: _CycleClock | None = None):
-        self.clk = clk
-        self.valid = valid
-        self.ports = dict(ports)
-        self.txn_type = txn_type
-        self.callback = callback
-        self._clock = cycle_clock
-        self.received = 0
-        self._task = None
-
-    def _build(self, values: dict[str, int]) -> Out:
-        unpack = getattr(self.txn_type, "unpack", None)
-        return unpack(values) if unpack is not None else self.txn_type(**values)
-
-    async def _run(self) -> None:
-        cycles = 0
-        while True:
-            await RisingEdge(self.clk)
-            await ReadOnly()
-            cycles += 1
-            valid = self.valid.value
-            if not valid.is_resolvable:
-                raise AssertionError(f"{self.valid._name} is {valid} (not 0/1)")
-            if not valid:
-                continue
-            values = {}
-            for name, port in self.ports.items():
-                value = port.value
-                if not _resolvable(value):
-                    raise AssertionError(f"{port._name} is {value} while valid is high")
-                values[name] = value.to_unsigned()
-            self.received += 1
-            self.callback(self._build(values), self._clock.now() if self._clock else cycles)
-
-    def start(self) -> None:
-        """Start sampling in the background (idempotent)."""
-        if self._task is None:
-            self._task = cocotb.start_soon(self._run())
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Mismatch:
-    """One failed comparison: index of the vector, expected and actual transaction."""
-    index: int
-    expected: Any
-    actual: Any
-    reason: str
-
-
-def _diff(expected: Any, actual: Any) -> str:
-    if expected is None or actual is None:
-        return ""
-    if not (dataclasses.is_dataclass(expected) and dataclasses.is_dataclass(actual)):
-        return f"expected {expected!r}, got {actual!r}"
-    parts = []
-    for f in dataclasses.fields(expected):
-        e, a = getattr(expected, f.name), getattr(actual, f.name, None)
-        if e != a:
-            if isinstance(e, int) and isinstance(a, int):
-                parts.append(f"{f.name}: expected {e:#x}, got {a:#x} (xor {e ^ a:#x})")
-            else:
-                parts.append(f"{f.name}: expected {e!r}, got {a!r}")
-    return "; ".join(parts)
-
-
-class Scoreboard(Generic[Out]):
-    """In-order scoreboard: an expected queue compared, transaction by transaction, with what
-    the monitor saw.
-
-    Parameters
-    ----------
-    name : str
-        Name used in log messages.
-    latency : int, optional
-        When given, every output must come exactly ``latency`` cycles after its input.
-    max_logged : int
-        Number of mismatches logged in full (all are counted).
-    """
-
-    def __init__(self, name: str, *, latency: int | None = None, max_logged: int = 10,
-                 log: logging.Logger | None = None):
-        self.name = name
-        self.latency = latency
-        self.max_logged = max_logged
-        self.log = log or _log
-        self._expected: deque[_Timed[Out]] = deque()
-        self.vectors = 0
-        self.mismatches: list[Mismatch] = []
-
-    @property
-    def pending(self) -> int:
-        """Number of expected transactions not yet received."""
-        return len(self._expected)
-
-    def expect(self, txn: Out, cycle: int = 0) -> None:
-        """Queue ``txn`` as the next expected output; ``cycle`` is when its input was driven."""
-        self._expected.append(_Timed(cycle, txn))
-
-    def _fail(self, mismatch: Mismatch) -> None:
-        self.mismatches.append(mismatch)
-        if len(self.mismatches) <= self.max_logged:
-            self.log.error("%s: vector %d: %s %s", self.name, mismatch.index, mismatch.reason,
-                           _diff(mismatch.expected, mismatch.actual))
-
-    def receive(self, txn: Out, cycle: int = 0) -> None:
-        """Compare an observed output with the oldest expected one."""
-        index = self.vectors
-        self.vectors += 1
-        if not self._expected:
-            self._fail(Mismatch(index, None, txn, f"unexpected output {txn!r}"))
-            return
-        exp = self._expected.popleft()
-        if exp.txn != txn:
-            self._fail(Mismatch(index, exp.txn, txn, "value mismatch:"))
-        elif self.latency is not None and cycle - exp.cycle != self.latency:
-            self._fail(Mismatch(index, exp.txn, txn,
-                                f"latency {cycle - exp.cycle} cycles, expected {self.latency}"))
-
-    def summary(self) -> str:
-        return (f"{self.name}: {self.vectors} vectors, {len(self.mismatches)} mismatches, "
-                f"{self.pending} pending")
-
-    def check(self) -> None:
-        """Fail (AssertionError) on any mismatch or expected output never seen."""
-        assert not self.mismatches and not self._expected, self.summary()
-
-
-class StreamBench(Generic[In, Out]):
-    """A complete streaming testbench: clock, reset, driver, monitor, reference model and
-    scoreboard, plus the counters written for the run summary.
-
-    Parameters
-    ----------
-    dut : SimHandleBase
-        The toplevel; it must have ``clk``, ``rst``, ``i_valid`` and ``o_valid`` ports (the
-        prefixes can be changed with ``in_prefix``/``out_prefix``).
-    in_type, out_type : dataclass types
-        Input and output transactions (see :func:`port_map`).
-    model : callable
-        The reference: ``model(txn_in)`` returns the expected ``out_type`` (it may keep state;
-        it is called in input order).
-    latency : int, optional
-        Expected cycles from input to output (the unit's ``stages``); checked when given.
-    rng : random.Random, optional
-        Default: :func:`make_rng`.
-    idle_prob : float, optional
-        Default: the ``COSIM_IDLE`` knob, else 0.25.
-    period_ns : int
-        Clock period (only the ratio of simulated to wall time depends on it).
-    """
-
-    def __init__(self, dut: SimHandleBase, *, in_type: type[In], out_type: type[Out],
-                 model: Callable[[In], Out], latency: int | None = None,
-                 rng: random.Random | None = None, idle_prob: float | None = None,
-                 in_prefix: str = "i_", out_prefix: str = "o_", period_ns: int = 10,
-                 name: str | None = None):
-        self.dut = dut
-        self.name = name or dut._name
-        self.log = logging.getLogger(f"cosim.{self.name}")
-        self.rng = rng or make_rng(self.log)
-        self.model = model
-        self.period_ns = period_ns
-        idle = env_float("COSIM_IDLE", 0.25) if idle_prob is None else idle_prob
-        self.scoreboard: Scoreboard[Out] = Scoreboard(self.name, latency=latency, log=self.log)
-        self._clock: _CycleClock | None = None
-        self.driver: Driver[In] = Driver(
-            dut.clk, getattr(dut, f"{in_prefix}valid"), port_map(dut, in_type, in_prefix),
-            self.rng, idle_prob=idle, on_send=self._on_send)
-        self.monitor: Monitor[Out] = Monitor(
-            dut.clk, getattr(dut, f"{out_prefix}valid"), port_map(dut, out_type, out_prefix),
-            out_type, self.scoreboard.receive)
-
-    def _on_send(self, txn: In, cycle: int) -> None:
-        self.scoreboard.expect(self.model(txn), cycle)
-
-    async def reset(self, cycles: int = 2) -> None:
-        """Hold ``rst`` high for ``cycles`` rising edges, inputs idle."""
-        self.dut.rst.value = 1
-        self.driver.valid.value = 0
-        for port in self.driver.ports.values():
-            port.value = 0
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-
-    async def run(self, txns: Iterable[In], *, drain_cycles: int | None = None) -> dict:
-        """Start the clock, reset, drive ``txns``, wait for the outputs, write the counters
-        (``COSIM_RESULT_FILE``) and check the scoreboard. Returns the counters."""
-        Clock(self.dut.clk, self.period_ns, unit="ns").start()
-        await self.reset()
-        self._clock = _CycleClock(get_sim_steps(self.period_ns, "ns"))
-        self.driver._clock = self._clock
-        self.monitor._clock = self._clock
-        self.monitor.start()
-        wall0 = time.perf_counter()
-        cycle0 = self._clock.now()
-        await self.driver.send(txns)
-        limit = drain_cycles if drain_cycles is not None else 2 * (self.scoreboard.latency or 0)
-        limit += 16
-        for _ in range(limit):
-            if not self.scoreboard.pending:
-                break
-            await RisingEdge(self.dut.clk)
-        # A few more cycles to catch spurious outputs after the last expected one.
-        await ClockCycles(self.dut.clk, 4)
-        self.monitor.stop()
-        wall = time.perf_counter() - wall0
-        cycles = self._clock.now() - cycle0
-        result = {
-            "vectors": self.scoreboard.vectors,
-            "expected": self.driver.sent,
-            "mismatches": len(self.scoreboard.mismatches),
-            "pending": self.scoreboard.pending,
-            "cycles": cycles,
-            "idle_cycles": self.driver.idle_cycles,
-            "wall_s": round(wall, 4),
-            "cycles_per_s": round(cycles / wall, 1) if wall > 0 else None,
-            "test_seed": cocotb.RANDOM_SEED,
-        }
-        self.log.info("%s; %d cycles in %.2f s (%s cycles/s)", self.scoreboard.summary(),
-                      cycles, wall, result["cycles_per_s"])
-        write_result(self.name, result)
-        self.scoreboard.check()
-        return result
+    name = name or dut._name
+    log = logging.getLogger(f"cosim.{name}")
+    unit = unit_of(dut)
+    vectors = env_int("COSIM_VECTORS", default_vectors)
+    idle = env_float("COSIM_IDLE", 0.25)
+    seed = make_rng(log).getrandbits(63)
+    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
+    if mutant:
+        log.warning("using MUTANT reference model %r: this run is expected to fail", mutant)
+    t0 = time.perf_counter()
+    plan = get_planner(planner)(unit, vectors, seed, idle=idle, mutant=mutant)
+    log.info("%s: %d vectors, latency %d, plan in %.2f s; %s", name, vectors, plan.latency,
+             time.perf_counter() - t0, plan.info)
+    return await play_stream(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
+                             log=log)
 
 
 def write_result(name: str, result: Mapping[str, Any]) -> None:

@@ -18,12 +18,19 @@ component's ports (``clk``/``rst`` for the ``sync`` domain, nested members joine
 Amaranth 0.5's ``verilog.convert`` has no timescale option; the files get a leading
 ```timescale 1ns/1ps`` so that Icarus and Verilator agree on time units. A file is rewritten
 only when its text changes, so simulator builds stay incremental.
+
+:func:`export_cached` skips the elaboration altogether when nothing it depends on changed: the
+key is a hash of the unit's name, the sources of the ``hw`` package, the module that
+registered the unit and the Amaranth version, kept next to the file (``<name>.v.key``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import inspect
+import os
 import pkgutil
 import sys
 from collections.abc import Callable, Iterable
@@ -32,7 +39,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["TIMESCALE", "UNITS", "export_unit", "export_units", "load_units", "main",
+__all__ = ["TIMESCALE", "UNITS", "export_cached", "export_unit", "source_key", "export_units", "load_units", "main",
            "register_unit", "to_verilog"]
 
 TIMESCALE = "`timescale 1ns/1ps"
@@ -100,7 +107,48 @@ def export_unit(name: str, out_dir: str | Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.v"
     if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
+        _write_atomic(path, text)
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # parallel jobs may export the same unit: a reader sees the old or the new file, whole
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def source_key(name: str) -> str:
+    """Hash of everything the Verilog of unit ``name`` depends on: its name, every source of
+    the ``hw`` package, the module that registered it (e.g. a test's mutant) and Amaranth's
+    version."""
+    import amaranth
+
+    units = UNITS if name in UNITS else load_units()
+    if name not in units:
+        raise KeyError(f"Unknown unit {name!r}; registered units: {', '.join(sorted(units))}")
+    h = hashlib.sha256(f"{name}\0{amaranth.__version__}\0".encode())
+    files = sorted(Path(__file__).resolve().parent.glob("*.py"))
+    module = sys.modules.get(getattr(units[name], "__module__", "") or "")
+    extra = inspect.getsourcefile(module) if module is not None else None
+    if extra and Path(extra).resolve() not in files:
+        files.append(Path(extra).resolve())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def export_cached(name: str, out_dir: str | Path) -> Path:
+    """:func:`export_unit`, skipped when ``out_dir/<name>.v`` was written from the same
+    :func:`source_key` (recorded in ``<name>.v.key``)."""
+    out_dir = Path(out_dir)
+    key = source_key(name)
+    path = out_dir / f"{name}.v"
+    stamp = out_dir / f"{name}.v.key"
+    if path.is_file() and stamp.is_file() and stamp.read_text() == key:
+        return path
+    path = export_unit(name, out_dir)
+    _write_atomic(stamp, key)
     return path
 
 

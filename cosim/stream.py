@@ -1,0 +1,238 @@
+"""Streaming benches as data: a precomputed stimulus plan, recorded responses, bulk comparison.
+
+A *streaming* unit (the MX8 arithmetic units, the SPE slices, the harness's example MAC) takes
+one operation per cycle while ``i_valid`` is high and answers, in order, exactly ``latency``
+cycles later with ``o_valid`` high. Its bench needs no Python in the loop beyond writing and
+reading ports, so everything else happens in bulk, outside the simulated cycles:
+
+1. :class:`StreamPlan` — built by a bench's *planner* ``plan(unit, vectors, seed, mutant)``
+   from one seed: the input words of every operation (one list per port), the idle gaps
+   before each one, the junk driven on idle data ports, and the expected output words from
+   batched golden-model calls. A planner is a pure function of its arguments.
+2. The simulator side (:func:`cosim.tb.play_stream`) drives the plan with one trigger per
+   cycle (the falling edge) and records every valid output word and its cycle.
+3. :func:`compare` checks every bit of every output and every output's cycle against the
+   plan, and reports the first mismatches with their vector index.
+
+The recorded responses are saved next to the run's counters (:func:`save_trace`, an ``.npz``
+file). A *reference mutant* (a deliberately wrong expectation, the same stimulus) is then
+checked offline by :func:`check_mutant`: the planner rebuilds the plan from the recorded seed
+with the mutant's expectations; the stimulus must hash to the recorded one, and the mutant's
+expectations must disagree with the recorded responses. One simulation proves that the
+scoreboard catches every reference mutant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Mismatch", "StreamPlan", "check_mutant", "compare", "gaps", "junk_pool",
+           "load_trace", "planner", "port_widths", "save_trace", "stimulus_digest"]
+
+#: Junk words per idle data port (drawn once; idle cycles pick from them).
+JUNK = 64
+
+
+@dataclass
+class StreamPlan:
+    """Everything a streaming bench drives and expects, computed before the first cycle.
+
+    ``inputs`` maps a data port's name without its ``i_`` prefix to one word per operation;
+    ``outputs`` maps an output port's name without ``o_`` to the expected word per
+    operation; ``widths`` holds each port's width in bits. ``gaps[i]`` idle cycles precede
+    operation ``i``; on an idle cycle data port ``p`` carries ``junk[p][junk_pick[c]]`` (``c``
+    counting idle cycles). ``batches`` are the stimulus batches as the vector generators
+    returned them (for class counts); ``info`` goes into the run's log and counters.
+    """
+    inputs: dict[str, list[int]]
+    outputs: dict[str, list[int]]
+    widths: dict[str, int]
+    latency: int
+    gaps: np.ndarray
+    junk: dict[str, list[int]]
+    junk_pick: np.ndarray
+    batches: list[Any] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = self.vectors
+        for kind, words in (("input", self.inputs), ("output", self.outputs)):
+            for port, w in words.items():
+                if len(w) != n:
+                    raise ValueError(f"{kind} port {port!r} has {len(w)} words, not {n}")
+        if len(self.gaps) != n:
+            raise ValueError(f"{len(self.gaps)} gaps for {n} operations")
+
+    @property
+    def vectors(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    @property
+    def cycles(self) -> int:
+        """Cycles from the first driven operation to the last expected output."""
+        return int(self.gaps.sum()) + self.vectors + self.latency
+
+
+def gaps(rng: np.random.Generator, n: int, idle_prob: float) -> np.ndarray:
+    """Idle cycles before each of ``n`` operations: geometric, ``P(gap >= k) = idle**k``."""
+    if not 0.0 <= idle_prob < 1.0:
+        raise ValueError(f"COSIM_IDLE={idle_prob}: out of range (allowed: 0 <= p < 1)")
+    if idle_prob == 0.0:
+        return np.zeros(n, dtype=np.int64)
+    return rng.geometric(1.0 - idle_prob, size=n).astype(np.int64) - 1
+
+
+def junk_pool(rng: np.random.Generator, widths: Mapping[str, int], ports: Sequence[str],
+              idle_cycles: int) -> tuple[dict[str, list[int]], np.ndarray]:
+    """Random words for the idle data ports and which one each idle cycle drives."""
+    junk = {p: [int.from_bytes(rng.bytes((widths[p] + 7) // 8), "little")
+                & ((1 << widths[p]) - 1) for _ in range(JUNK)] for p in ports}
+    return junk, rng.integers(0, JUNK, size=max(idle_cycles, 1))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A failed comparison: the operation's index, the port, what was expected and seen."""
+    index: int
+    port: str
+    expected: int | None
+    actual: int | str | None
+    reason: str
+
+    def __str__(self) -> str:
+        if self.reason != "value":
+            return f"vector {self.index}: {self.reason}"
+        e, a = self.expected, self.actual
+        return f"vector {self.index}: {self.port}: expected {e:#x}, got {a:#x} (xor {e ^ a:#x})"
+
+
+def compare(plan: StreamPlan, received: Mapping[str, Sequence[int | str]],
+            in_cycles: Sequence[int] | None = None, out_cycles: Sequence[int] | None = None,
+            ) -> list[Mismatch]:
+    """Every bit of every recorded output word against the plan, and (when the cycles are
+    given) every output's cycle against its input's cycle plus the latency.
+
+    ``received[port]`` holds the words seen with ``o_valid`` high, in order (a string is a
+    value with X or Z bits). Missing and unexpected outputs are mismatches too.
+    """
+    out: list[Mismatch] = []
+    n = plan.vectors
+    for port, want in plan.outputs.items():
+        got = received.get(port, [])
+        for i, (e, a) in enumerate(zip(want, got)):
+            if e != a:
+                if isinstance(a, str):
+                    out.append(Mismatch(i, port, e, a, f"{port} is {a} while valid is high"))
+                else:
+                    out.append(Mismatch(i, port, e, a, "value"))
+        if len(got) < n:
+            out.extend(Mismatch(i, port, want[i], None, "missing output")
+                       for i in range(len(got), n))
+        elif len(got) > n:
+            out.extend(Mismatch(i, port, None, got[i], "unexpected output")
+                       for i in range(n, len(got)))
+    if in_cycles is not None and out_cycles is not None:
+        m = min(len(in_cycles), len(out_cycles))
+        lat = np.asarray(out_cycles[:m], dtype=np.int64) - np.asarray(in_cycles[:m],
+                                                                       dtype=np.int64)
+        for i in np.flatnonzero(lat != plan.latency)[:1000].tolist():
+            out.append(Mismatch(i, "", None, None, f"latency {int(lat[i])} cycles, "
+                                f"expected {plan.latency}"))
+    out.sort(key=lambda x: x.index)
+    return out
+
+
+def port_widths(unit, in_ports, out_ports) -> dict[str, int]:
+    """Widths of the data ports ``i_<p>``/``o_<p>`` from the unit's signature."""
+    from amaranth.hdl import Shape
+
+    members = unit.signature.members
+    names = {p: f"i_{p}" for p in in_ports} | {p: f"o_{p}" for p in out_ports}
+    return {p: Shape.cast(members[m].shape).width for p, m in names.items()}
+
+
+def stimulus_digest(plan: StreamPlan) -> str:
+    """SHA-256 of the driven stimulus (input words, gaps, junk), to prove that a replayed
+    plan drives what the recorded run drove."""
+    h = hashlib.sha256()
+    for port in sorted(plan.inputs):
+        nbytes = (plan.widths[port] + 7) // 8
+        h.update(port.encode())
+        h.update(b"".join(w.to_bytes(nbytes, "little") for w in plan.inputs[port]))
+        h.update(b"".join(w.to_bytes(nbytes, "little") for w in plan.junk.get(port, [])))
+    h.update(np.ascontiguousarray(plan.gaps, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(plan.junk_pick, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _to_bytes(words: Sequence[int], width: int) -> np.ndarray:
+    nbytes = (width + 7) // 8
+    buf = b"".join(w.to_bytes(nbytes, "little") for w in words)
+    return np.frombuffer(buf, dtype=np.uint8).reshape(len(words), nbytes)
+
+
+def _from_bytes(arr: np.ndarray) -> list[int]:
+    return [int.from_bytes(row.tobytes(), "little") for row in arr]
+
+
+def save_trace(path: str | Path, *, planner_name: str, unit: str, vectors: int, seed: int,
+               idle: float, plan: StreamPlan, received: Mapping[str, Sequence[int]]) -> None:
+    """Record a passing run: what replays its plan (planner, unit, vectors, seed, idle
+    probability), the stimulus digest and every response word."""
+    arrays = {f"out_{p}": _to_bytes(list(received[p]), plan.widths[p]) for p in plan.outputs}
+    meta = {"planner": planner_name, "unit": unit, "vectors": vectors, "seed": seed,
+            "idle": idle, "digest": stimulus_digest(plan)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(repr(meta)), **arrays)
+    tmp.replace(path)
+
+
+def load_trace(path: str | Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """``(meta, responses)`` of a trace written by :func:`save_trace`."""
+    import ast
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = ast.literal_eval(str(z["meta"]))
+        responses = {k[4:]: _from_bytes(z[k]) for k in z.files if k.startswith("out_")}
+    return meta, responses
+
+
+def planner(name: str) -> Callable[..., StreamPlan]:
+    """The planner ``"module:function"``."""
+    module, _, fn = name.partition(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def check_mutant(trace: str | Path, mutant: str) -> tuple[int, int]:
+    """Replay the recorded run's plan with the reference mutant ``mutant``; return
+    ``(mismatches, vectors)`` of the mutant's expectations against the recorded responses.
+
+    Raises
+    ------
+    ValueError
+        If the rebuilt stimulus differs from the recorded one (the check would be void).
+    """
+    meta, responses = load_trace(trace)
+    plan = planner(meta["planner"])(_unit(meta["unit"]), meta["vectors"], meta["seed"],
+                                    idle=meta["idle"], mutant=mutant)
+    if stimulus_digest(plan) != meta["digest"]:
+        raise ValueError(f"{trace}: the replayed stimulus of mutant {mutant!r} differs from the "
+                         "recorded one")
+    return len(compare(plan, responses)), plan.vectors
+
+
+def _unit(name: str):
+    from hw.export import UNITS, load_units
+
+    if name not in UNITS:
+        load_units()
+    return UNITS[name]()

@@ -1,0 +1,16 @@
+"""cocotb testbench of the MX8 arithmetic units ``mx_mul``, ``mx_mul_scalar``, ``mx_add`` and
+``mx_dot`` (:mod:`hw.mx_mul`, :mod:`hw.mx_add`, :mod:`hw.mx_dot`): the unit's kind decides
+the stream plan (:mod:`cosim.mx_bench`); every output bit and every output's cycle is
+checked against the golden model (:mod:`quant.spe` through :class:`cosim.mx_vectors.Expect`).
+"""
+
+import cocotb
+
+from cosim.mx_bench import DEFAULT_VECTORS, PLANNER
+from cosim.tb import run_stream
+
+
+@cocotb.test()
+async def stream(dut):
+    """Directed corner classes, then random batches; stochastic rounding on and off."""
+    await run_stream(dut, PLANNER, default_vectors=DEFAULT_VECTORS)
