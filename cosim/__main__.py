@@ -1,20 +1,38 @@
 """Run the co-simulation regression: ``python -m cosim [--sim S ...] [--long] [--tb NAME ...]``.
 
 Each testbench of :data:`cosim.benches.TESTBENCHES` runs on each simulator with its golden
-model (a record in ``build/sim/summary.json`` each) and, with ``--mutants``, once with every
-mutant, which must fail. Exit status 1 if any run went the wrong way.
+model (a record in ``build/sim/summary.json`` each). With ``--mutants`` every mutant must
+fail: the reference mutants of the stream benches are checked offline against the golden
+run's recorded responses (:func:`cosim.stream.check_mutant`), those of the other benches and
+the RTL mutants (:mod:`cosim.mutants`) are simulated. Jobs run in parallel through the
+project's executor (``--jobs``, ``--executor``); builds first, one per unit and simulator,
+then the runs, then the offline checks. The figures of the run (vectors, cycles, wall time,
+cycles/s per bench and simulator, and the total wall time) go to ``build/bench/cosim.json``.
+Exit status 1 if any run went the wrong way, 2 on a bad option.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import platform
+import secrets
 import sys
+import time
+from pathlib import Path
+
+from executor import add_executor_args, executor_from_args
 
 from .benches import TESTBENCHES
-from .runner import SIMULATORS, CosimFailure, check_vectors, default_sim, run_cosim
+from .runner import BUILD_ROOT, SIMULATORS, check_vectors, default_sim
 from .runner import _seed as seed_knob
+
+_log = logging.getLogger("cosim")
+
+#: Vectors of a simulated (not offline) reference-mutant run.
+MUTANT_VECTORS = 500
 
 
 def env_int(name: str, default: int) -> int:
@@ -36,6 +54,98 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+# ------------------------------------------------------------------------------ jobs (pure)
+
+def build_job(item: tuple[str, str]) -> dict:
+    """Build (or find cached) unit ``item[0]`` for simulator ``item[1]``."""
+    from .runner import CosimFailure, build_unit
+
+    unit, sim = item
+    if unit in _rtl_mutants():
+        from . import mutants  # noqa: F401  (registers the RTL mutants)
+    try:
+        _, build_dir, build_s = build_unit(unit, sim)
+    except CosimFailure as exc:
+        return {"unit": unit, "sim": sim, "ok": False, "error": str(exc)}
+    return {"unit": unit, "sim": sim, "ok": True, "build_s": round(build_s, 2),
+            "build_dir": str(build_dir)}
+
+
+def run_job(job: dict) -> dict:
+    """One simulation: a golden run (must pass) or a simulated mutant run (must fail)."""
+    from .runner import CosimFailure, run_cosim
+
+    if job.get("rtl"):
+        from . import mutants  # noqa: F401  (registers the RTL mutants)
+    t0 = time.perf_counter()
+    out = dict(job)
+    try:
+        r = run_cosim(job["unit"], job["module"], name=job["name"], sim=job["sim"],
+                      seed=job["seed"], vectors=job["vectors"], mutant=job.get("mutant"),
+                      check=job["expect_pass"], record=job["expect_pass"])
+    except CosimFailure as exc:
+        out.update(ok=False, error=str(exc), passed=False, wall_s=time.perf_counter() - t0)
+        r = exc.result
+        if r is None:
+            return out
+    else:
+        out["ok"] = r.passed if job["expect_pass"] else (not r.passed and r.mismatches > 0)
+    out.update(passed=r.passed, vectors=r.vectors, mismatches=r.mismatches, cycles=r.cycles,
+               cycles_per_s=r.cycles_per_s, build_s=round(r.build_s, 2),
+               run_s=round(r.run_s, 2), seed=r.seed, wall_s=round(time.perf_counter() - t0, 2),
+               trace=str(r.trace) if r.trace else None,
+               sim_wall_s=round(sum(b.get("wall_s", 0.0) for b in r.benches.values()), 3))
+    return out
+
+
+def offline_job(item: tuple[str, str, str]) -> dict:
+    """Check reference mutant ``item[2]`` against the trace ``item[1]`` of run ``item[0]``."""
+    from .stream import check_mutant
+
+    run, trace, mutant = item
+    t0 = time.perf_counter()
+    try:
+        mism, vec = check_mutant(trace, mutant)
+    except (ValueError, OSError, KeyError) as exc:
+        return {"run": run, "mutant": mutant, "ok": False, "error": str(exc)}
+    return {"run": run, "mutant": mutant, "ok": mism > 0, "mismatches": mism, "vectors": vec,
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _rtl_mutants() -> dict:
+    from .mutants import RTL_MUTANTS
+
+    return RTL_MUTANTS
+
+
+# --------------------------------------------------------------------------------- driver
+
+def _plan(args, sims, env_vectors, seed) -> list[dict]:
+    jobs = []
+    for tb in (TESTBENCHES[n] for n in (args.tb or sorted(TESTBENCHES))):
+        vectors = args.vectors if args.vectors is not None else (
+            tb.long_vectors if args.long else env_vectors or tb.vectors)
+        name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
+        for sim in sims:
+            jobs.append({"name": name, "tb": tb.name, "unit": tb.unit, "module": tb.module,
+                         "sim": sim, "seed": seed, "vectors": vectors, "expect_pass": True})
+        if args.mutants and not tb.offline:
+            # a wrong expectation, not a different stimulus: one simulator is enough
+            sim = "verilator" if "verilator" in sims else sims[0]
+            for mutant in tb.mutants:
+                jobs.append({"name": tb.name, "tb": tb.name, "unit": tb.unit,
+                             "module": tb.module, "sim": sim, "seed": seed,
+                             "vectors": min(vectors, MUTANT_VECTORS), "mutant": mutant,
+                             "expect_pass": False})
+    if args.mutants and not args.tb:
+        sim = "verilator" if "verilator" in sims else sims[0]
+        for unit, (module, _) in sorted(_rtl_mutants().items()):
+            jobs.append({"name": unit, "tb": unit, "unit": unit, "module": module, "sim": sim,
+                         "seed": seed, "vectors": MUTANT_VECTORS, "rtl": True,
+                         "expect_pass": False})
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", action="append", choices=SIMULATORS,
@@ -47,48 +157,105 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=_vectors_arg,
                         help="override the number of vectors (an integer >= 1)")
     parser.add_argument("--seed", type=int, help="COCOTB_RANDOM_SEED (default: $COCOTB_RANDOM_"
-                        "SEED, else random)")
+                        "SEED, else a fresh one, logged)")
     parser.add_argument("--mutants", action="store_true",
-                        help="also check that every mutant reference model fails")
+                        help="also check that every mutant (reference and RTL) fails")
+    parser.add_argument("--bench-out", type=Path, default=BUILD_ROOT / "bench" / "cosim.json",
+                        help="figures of the run (default: build/bench/cosim.json)")
+    add_executor_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:  # the environment knobs, checked before anything runs
-        sims = args.sim or [default_sim()]
+        sims = list(dict.fromkeys(args.sim or [default_sim()]))
         env_vectors = env_int("COSIM_VECTORS", 0)
-        if args.seed is None and os.environ.get("COCOTB_RANDOM_SEED", "").strip():
-            seed_knob(None)
+        seed = args.seed
+        if seed is None:
+            seed = (seed_knob(None) if os.environ.get("COCOTB_RANDOM_SEED", "").strip()
+                    else secrets.randbits(31))
     except ValueError as exc:
         print(f"python -m cosim: error: {exc}", file=sys.stderr)
         return 2
-    failures = []
-    for tb in (TESTBENCHES[n] for n in (args.tb or sorted(TESTBENCHES))):
-        vectors = args.vectors if args.vectors is not None else (
-            tb.long_vectors if args.long else env_vectors or tb.vectors)
-        name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
-        for sim in sims:
-            try:
-                r = run_cosim(tb.unit, tb.module, name=name, sim=sim, seed=args.seed,
-                              vectors=vectors)
-                print(f"PASS {name}_{sim}: {r.vectors} vectors, {r.mismatches} mismatches, "
-                      f"{r.cycles_per_s} cycles/s, seed {r.seed}, build {r.build_s:.1f} s, "
-                      f"run {r.run_s:.1f} s", flush=True)
-            except CosimFailure as exc:
-                failures.append(f"{name}_{sim}")
-                print(f"FAIL {exc}")
-            if not args.mutants:
-                continue
-            for mutant in tb.mutants:
-                r = run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, seed=args.seed,
-                              vectors=min(vectors, 500), mutant=mutant, check=False)
-                ok = not r.passed and r.mismatches > 0
-                print(f"{'PASS' if ok else 'FAIL'} {tb.name}_{sim} mutant {mutant}: "
-                      f"{r.mismatches} mismatches (must be > 0)")
-                if not ok:
-                    failures.append(f"{tb.name}_{sim}:{mutant}")
+    print(f"cosim: seed {seed} (replay with --seed {seed})", flush=True)
+    t0 = time.perf_counter()
+    jobs = _plan(args, sims, env_vectors, seed)
+    builds = sorted({(j["unit"], j["sim"]) for j in jobs})
+    failures: list[str] = []
+    with executor_from_args(args) as ex:
+        built = ex.map(build_job, builds)
+        broken = {(b["unit"], b["sim"]) for b in built if not b["ok"]}
+        for b in built:
+            if not b["ok"]:
+                print(f"FAIL build {b['unit']} on {b['sim']}: {b['error']}", flush=True)
+                failures.append(f"build {b['unit']}_{b['sim']}")
+        build_wall = time.perf_counter() - t0
+        runs = ex.map(run_job, [j for j in jobs if (j["unit"], j["sim"]) not in broken])
+        offline = [(f"{r['name']}_{r['sim']}", r["trace"], m)
+                   for r in runs if r["expect_pass"] and r.get("trace")
+                   for m in TESTBENCHES[r["tb"]].mutants if TESTBENCHES[r["tb"]].offline]
+        checks = ex.map(offline_job, offline)
+    for r in runs:
+        label = f"{r['name']}_{r['sim']}" + (f" mutant {r['mutant']}" if r.get("mutant") else
+                                             " (RTL mutant)" if r.get("rtl") else "")
+        if r["expect_pass"]:
+            if r["ok"]:
+                print(f"PASS {label}: {r['vectors']} vectors, {r['mismatches']} mismatches, "
+                      f"{r['cycles_per_s']} cycles/s, seed {r['seed']}, build "
+                      f"{r['build_s']:.1f} s, run {r['run_s']:.1f} s")
+            else:
+                print(f"FAIL {r.get('error') or label}")
+        else:
+            print(f"{'PASS' if r['ok'] else 'FAIL'} {label}: {r.get('mismatches')} mismatches "
+                  "(must be > 0)")
+        if not r["ok"]:
+            failures.append(label)
+    for c in checks:
+        msg = c.get("error") or f"{c['mismatches']} mismatches in {c['vectors']} vectors"
+        print(f"{'PASS' if c['ok'] else 'FAIL'} {c['run']} mutant {c['mutant']} (offline): "
+              f"{msg} (must be > 0)")
+        if not c["ok"]:
+            failures.append(f"{c['run']}:{c['mutant']}")
+    total = time.perf_counter() - t0
+    _write_bench(args, sims, seed, built, runs, checks, build_wall, total)
+    print(f"cosim: {len(runs)} simulations, {len(checks)} offline mutant checks, "
+          f"{total:.1f} s wall ({args.executor}, {getattr(ex, 'jobs', '?')} jobs)")
     if failures:
         print(f"{len(failures)} failing: {', '.join(failures)}")
         return 1
     return 0
+
+
+def _write_bench(args, sims, seed, built, runs, checks, build_wall, total) -> None:
+    """``build/bench/cosim.json``: the figures of this run, for the lead to re-measure."""
+    from executor import default_jobs
+
+    benches = {}
+    for r in runs:
+        if not r["expect_pass"]:
+            continue
+        benches[f"{r['name']}_{r['sim']}"] = {
+            k: r.get(k) for k in ("tb", "sim", "vectors", "cycles", "cycles_per_s",
+                                  "sim_wall_s", "run_s", "build_s", "wall_s", "passed")}
+    data = {
+        "command": "python -m cosim " + " ".join(sys.argv[1:] if args is not None else []),
+        "seed": seed, "simulators": sims, "executor": args.executor,
+        "jobs": args.jobs or default_jobs(), "host_cpus": os.cpu_count(),
+        "host": platform.node(), "total_wall_s": round(total, 2),
+        "build_wall_s": round(build_wall, 2),
+        "builds": {f"{b['unit']}_{b['sim']}": b.get("build_s") for b in built},
+        "benches": benches,
+        "simulated_mutants": {f"{r['name']}_{r['sim']}:{r.get('mutant') or 'rtl'}":
+                              {"mismatches": r.get("mismatches"), "wall_s": r.get("wall_s")}
+                              for r in runs if not r["expect_pass"]},
+        "offline_mutants": {f"{c['run']}:{c['mutant']}": {"mismatches": c.get("mismatches"),
+                                                          "wall_s": c.get("wall_s")}
+                            for c in checks},
+    }
+    out = args.bench_out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(out)
+    print(f"cosim: figures in {out}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""Simulator side of the SPE datapath-slice testbench (``cosim/tb_spe.py``), for every unit
-``spe_<format>[_sr]`` (:mod:`hw.spe_float`, :mod:`hw.spe_int8`, :mod:`hw.spe_mx8`).
+"""The SPE datapath-slice testbench (``cosim/tb_spe.py``) as a stream plan
+(:mod:`cosim.stream`), for every unit ``spe_<format>[_sr]`` (:mod:`hw.spe_float`,
+:mod:`hw.spe_int8`, :mod:`hw.spe_mx8`).
 
-One streaming bench (:class:`cosim.tb.StreamBench`: random idle gaps with junk on the idle
-data ports, monitor, in-order scoreboard that checks every output bit and the latency the
-unit reports). Operations come in batches from :func:`cosim.spe_vectors.make_ops` (the first
+Random idle gaps with junk on the idle data ports; every output bit and every output's cycle
+(the unit's ``latency``) checked. Operations come in batches from :func:`cosim.spe_vectors.make_ops` (the first
 batch cycles through every operation class); each batch's expected outputs come from one call
 of the port-level golden model :func:`quant.spe_slice.reference`, which also models the
 unit's PRBS31 generators (one per rounding site, reset to the unit's ``seeds``) for the
 ``_sr`` units: a valid operation consumes one block of random bits per site.
 
-Mutants (``COSIM_MUTANT``; each must make the scoreboard fail): ``no_outer`` (the reference
+Reference mutants (checked offline against a golden run's recorded responses,
+:func:`cosim.stream.check_mutant`; each must disagree with them): ``no_outer`` (the reference
 drops ``k * v``), ``nearest_only`` (``_sr`` units: the reference rounds to nearest) and
 ``restart_lfsr`` (``_sr`` units: the reference restarts its generators every batch, so it
 only agrees on the first one).
@@ -20,10 +21,6 @@ Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``CO
 
 from __future__ import annotations
 
-import dataclasses
-from collections import deque
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
@@ -31,11 +28,11 @@ from quant.rng import SPERandom
 from quant.spe_slice import reference, slice_ports
 
 from .spe_vectors import make_ops
-from .tb import StreamBench, env_int, make_rng, select_model, unit_of
+from .stream import StreamPlan, gaps, junk_pool, port_widths
 
 torch.set_num_threads(1)  # the simulator runs in this process
 
-__all__ = ["DEFAULT_VECTORS", "BATCH", "MUTANTS", "SpeIn", "SpeOut", "run_spe_bench"]
+__all__ = ["DEFAULT_VECTORS", "BATCH", "MUTANTS", "PLANNER", "Model", "mutants", "plan"]
 
 DEFAULT_VECTORS = 1000
 #: Operations per golden-model call.
@@ -43,21 +40,8 @@ BATCH = 1024
 #: Length of the first batch.
 FIRST = 100
 MUTANTS = ("no_outer", "nearest_only", "restart_lfsr")
-
-
-@dataclasses.dataclass(frozen=True)
-class SpeIn:
-    """One operation: port values ``i_s``, ``i_d``, ``i_k``, ``i_v``."""
-    s: int
-    d: int
-    k: int
-    v: int
-
-
-@dataclasses.dataclass(frozen=True)
-class SpeOut:
-    """The updated sub-chunk (``o_s``)."""
-    s: int
+#: The planner's name for :func:`cosim.tb.run_stream` and the traces.
+PLANNER = "cosim.spe_bench:plan"
 
 
 class Model:
@@ -81,53 +65,43 @@ class Model:
         return reference(self.fmt, rounding, s, d, k, v, rng)
 
 
-def _models(fmt: str, rounding: str, seeds) -> dict:
-    models = {"golden": lambda: Model(fmt, rounding, seeds)}
-    for name in MUTANTS:
-        if name != "no_outer" and rounding != "sr":
-            continue
-        models[name] = lambda name=name: Model(fmt, rounding, seeds, mutant=name)
-    return models
+def mutants(rounding: str) -> tuple[str, ...]:
+    """The reference mutants that apply to a slice with rounding ``rounding``."""
+    return MUTANTS if rounding == "sr" else ("no_outer",)
 
 
-def _stimulus(fmt: str, n: int, gen: np.random.Generator, model: Model,
-              expected: deque) -> Iterator[SpeIn]:
-    sent = 0
-    while sent < n:
-        size = min(FIRST if sent == 0 else BATCH, n - sent)
-        ops = make_ops(fmt, size, gen)
-        want = model(ops.s, ops.d, ops.k, ops.v)
-        for i in range(size):
-            txn = SpeIn(ops.s[i], ops.d[i], ops.k[i], ops.v[i])
-            expected.append((txn, SpeOut(want[i])))
-            yield txn
-        sent += size
-
-
-async def run_spe_bench(dut, *, name: str | None = None) -> dict:
-    """Run the streaming bench on the SPE slice simulated as ``dut``; return its counters."""
-    unit = unit_of(dut)
+def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
+         mutant: str | None = None) -> StreamPlan:
+    """``vectors`` operations of the SPE slice ``unit`` (its ``fmt``, ``rounding``,
+    ``seeds`` and ``latency``), all drawn from ``seed``."""
     fmt, rounding = unit.fmt, unit.rounding
+    if mutant is not None and mutant not in mutants(rounding):
+        raise ValueError(f"COSIM_MUTANT={mutant!r}: unknown for rounding {rounding} (allowed: "
+                         f"{', '.join(mutants(rounding))})")
+    widths = port_widths(unit, ("s", "d", "k", "v"), ("s",))
     ports = slice_ports(fmt)
-    for port, width in (("i_s", ports["W"]), ("i_v", ports["Wv"]), ("o_s", ports["W"])):
-        if len(getattr(dut, port)) != width:
-            raise AssertionError(f"{dut._name}.{port} is {len(getattr(dut, port))} bits, the "
-                                 f"golden model's {fmt} port is {width}")
-    rng = make_rng()
-    model = select_model(_models(fmt, rounding, unit.seeds))()
-    expected: deque = deque()
-
-    def pop(txn):
-        sent, out = expected.popleft()
-        assert sent is txn, "stimulus and expectations out of step"
-        return out
-
-    bench = StreamBench(dut, in_type=SpeIn, out_type=SpeOut, model=pop,
-                        latency=unit.latency, rng=rng, name=name)
-    vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
-    gen = np.random.default_rng(rng.getrandbits(63))
-    bench.log.info("%s: %s, rounding %s, latency %d, %d vectors%s", dut._name, fmt, rounding,
-                   unit.latency, vectors,
-                   "" if unit.seeds is None else
-                   ", seeds " + " ".join(f"{k}={v:#x}" for k, v in unit.seeds.items()))
-    return await bench.run(_stimulus(fmt, vectors, gen, model, expected))
+    for port, width in (("s", ports["W"]), ("v", ports["Wv"])):
+        if widths[port] != width:
+            raise AssertionError(f"{unit}: port {port} is {widths[port]} bits, the golden "
+                                 f"model's {fmt} port is {width}")
+    gen = np.random.default_rng(seed)
+    model = Model(fmt, rounding, unit.seeds, mutant=mutant)
+    inputs: dict[str, list[int]] = {p: [] for p in ("s", "d", "k", "v")}
+    expected: list[int] = []
+    batches = []
+    while len(expected) < vectors:
+        size = min(FIRST if not batches else BATCH, vectors - len(expected))
+        ops = make_ops(fmt, size, gen)
+        batches.append(ops)
+        expected += [int(w) for w in model(ops.s, ops.d, ops.k, ops.v)]
+        for p in inputs:
+            inputs[p] += [int(w) for w in getattr(ops, p)]
+    nrng = np.random.default_rng(gen.integers(0, 2**63))
+    g = gaps(nrng, vectors, idle)
+    junk, pick = junk_pool(nrng, widths, tuple(inputs), int(g.sum()))
+    info = {"format": fmt, "rounding": rounding}
+    if unit.seeds is not None:
+        info["lfsr_seeds"] = dict(unit.seeds)
+    return StreamPlan(inputs=inputs, outputs={"s": expected}, widths=widths,
+                      latency=unit.latency, gaps=g, junk=junk, junk_pick=pick,
+                      batches=batches, info=info)

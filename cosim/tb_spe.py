@@ -4,10 +4,11 @@ see :mod:`cosim.spe_bench`."""
 
 import cocotb
 
-from cosim.spe_bench import run_spe_bench
+from cosim.spe_bench import DEFAULT_VECTORS, PLANNER
+from cosim.tb import run_stream
 
 
 @cocotb.test()
 async def stream(dut):
     """Random operation classes (raw bits, typical, cancelling, corner values, wide range)."""
-    await run_spe_bench(dut)
+    await run_stream(dut, PLANNER, default_vectors=DEFAULT_VECTORS)
