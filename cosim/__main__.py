@@ -82,6 +82,7 @@ def run_job(job: dict) -> dict:
     try:
         r = run_cosim(job["unit"], job["module"], name=job["name"], sim=job["sim"],
                       seed=job["seed"], vectors=job["vectors"], mutant=job.get("mutant"),
+                      testcase=job.get("testcase"),
                       check=job["expect_pass"], record=job["expect_pass"])
     except CosimFailure as exc:
         out.update(ok=False, error=str(exc), passed=False, wall_s=time.perf_counter() - t0)
@@ -128,13 +129,15 @@ def _plan(args, sims, env_vectors, seed) -> list[dict]:
         name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
         for sim in sims:
             jobs.append({"name": name, "tb": tb.name, "unit": tb.unit, "module": tb.module,
-                         "sim": sim, "seed": seed, "vectors": vectors, "expect_pass": True})
+                         "testcase": tb.testcase, "sim": sim, "seed": seed, "vectors": vectors,
+                         "expect_pass": True})
         if args.mutants and not tb.offline:
             # a wrong expectation, not a different stimulus: one simulator is enough
             sim = "verilator" if "verilator" in sims else sims[0]
             for mutant in tb.mutants:
                 jobs.append({"name": tb.name, "tb": tb.name, "unit": tb.unit,
-                             "module": tb.module, "sim": sim, "seed": seed,
+                             "module": tb.module, "testcase": tb.testcase, "sim": sim,
+                             "seed": seed,
                              "vectors": min(vectors, MUTANT_VECTORS), "mutant": mutant,
                              "expect_pass": False})
     if args.mutants and not args.tb:

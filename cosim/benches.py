@@ -19,7 +19,7 @@ class Testbench:
     that each of them fails. ``offline``: the testbench is a stream plan
     (:mod:`cosim.stream`), so its reference mutants are checked against the recorded
     responses of the golden run (:func:`cosim.stream.check_mutant`) instead of simulating
-    them again.
+    them again. ``testcase``: the cocotb test of a module with several (the SPU's modes).
     """
     name: str
     unit: str
@@ -28,17 +28,17 @@ class Testbench:
     long_vectors: int = 100_000
     mutants: tuple[str, ...] = ()
     offline: bool = False
+    testcase: str | None = None
 
 
 #: Formats of the SPE datapath slices ``spe_<format>[_sr]``.
 SPE_FORMATS = ("fp16", "e4m3", "e5m2", "int8", "mx8")
 
 TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
-    Testbench("example_mac", unit="example_mac", module="cosim.tb_example_mac",
-              mutants=("narrow_product", "ignore_clear")),
     # The SPU with two bank models (hw/spu_sim.py); vectors = COMPs (64 per row pair).
     # Mutants: cosim.spu_bench.SpuBench.MUTANTS (score mode does not round).
-    *(Testbench(f"spu_{mode}", unit="spu_mx8_sim", module=f"cosim.tb_spu_{mode}",
+    *(Testbench(f"spu_{mode}", unit="spu_mx8_sim", module="cosim.tb_spu",
+                testcase=f"spu/mode={mode}",
                 vectors=512, long_vectors=4096,
                 mutants=("swap_banks",) if mode == "score" else ("swap_banks", "nearest_only"))
       for mode in ("state_update", "score", "attend")),
@@ -57,13 +57,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # sub-chunks; mutants: cosim.pim_fp16_bench.MUTANTS. `sequential_dot` differs from the
     # reference only where sequential and tree fp16 sums round differently (a few % of the
     # sub-chunks): 512 vectors (500 for the mutant runs) make catching it seed-independent.
-    *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=512, long_vectors=2048,
+    *(Testbench(u, unit=f"{u}_sim", module="cosim.tb_pim_fp16", vectors=512, long_vectors=2048,
                 mutants=("sequential_dot", "no_outer"))
       for u in ("timemux_fp16_naive", "pipelined_fp16_perbank", "timemux_fp16_perbank")),
     # The HBM-PIM PCU with its bank models (hw/hbmpim_pcu_sim.py): whole heads of the three
     # programs; vectors = data columns checked per mode; mutant: cosim.hbmpim_pcu_bench.MUTANTS
     # (MAC/MAD rounded once instead of twice).
-    *(Testbench(u, unit=f"{u}_sim", module=f"cosim.tb_{u}", vectors=256, long_vectors=4096,
+    *(Testbench(u, unit=f"{u}_sim", module="cosim.tb_hbmpim_pcu", vectors=256, long_vectors=4096,
                 mutants=("mac_single_rounding",))
       for u in ("hbmpim_pcu", "hbmpim_pcu_perbank")),
     # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);

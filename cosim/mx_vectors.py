@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, from_words, to_words
+from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, to_words
 from quant.mx8 import scalar_from_words as unpack_scalars  # noqa: F401 (re-exported)
 from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported)
 from quant.rng import LFSRStream
@@ -243,10 +243,6 @@ def subchunk_words(m: MX8) -> list[int]:
 
 
 # Scalar port words: quant.mx8.scalar_to_words / scalar_from_words (re-exported above).
-
-
-def unpack_subchunks(words: Sequence[int]) -> MX8:
-    return from_words(list(words), (len(words),), GROUPS, GROUPS)
 
 
 # --------------------------------------------------------------------------------------------

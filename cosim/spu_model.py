@@ -26,7 +26,7 @@ from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
 from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attention_score,
                        dot, mul, mul_scalar, state_update)
 
-__all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource", "QueueSource",
+__all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource",
            "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
 
 COLUMNS = 32       # sub-chunks per row
@@ -91,9 +91,6 @@ class ReplaySource(RandomSource):
             raise ValueError(f"ReplaySource: draw of shape {tuple(shape)}, prepared "
                              f"{tuple(t.shape)}")
         return t
-
-
-QueueSource = ReplaySource
 
 
 class _Unused(RandomSource):

@@ -118,8 +118,8 @@ def _bin(word: int, width: int) -> str:
 
 
 async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planner: str,
-                      seed: int, idle: float, period_ns: int = 10,
-                      log: logging.Logger | None = None) -> dict:
+                      seed: int, idle: float, vectors: int | None = None,
+                      period_ns: int = 10, log: logging.Logger | None = None) -> dict:
     """Drive ``plan`` into the streaming unit ``dut`` and check what it answers.
 
     One trigger per cycle: at each falling edge the outputs registered at the rising edge
@@ -131,7 +131,8 @@ async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planne
     is caught), then compares everything (:func:`cosim.stream.compare`), writes its counters
     (``COSIM_RESULT_FILE``) and, when it passed, the trace of its responses
     (``COSIM_TRACE_FILE``, for the offline reference-mutant checks), and fails on any
-    mismatch.
+    mismatch. ``vectors`` is the count the plan was made for (default: its length), recorded
+    with ``planner``, ``seed`` and ``idle`` so that the plan can be rebuilt offline.
     """
     log = log or logging.getLogger(f"cosim.{name}")
     clk = dut.clk
@@ -224,7 +225,7 @@ async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planne
     trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
     if trace and not mismatches:
         save_trace(trace, planner_name=planner, unit=os.environ.get("COSIM_UNIT", dut._name),
-                   vectors=n, seed=seed, idle=idle, plan=plan, received=got)
+                   vectors=vectors or n, seed=seed, idle=idle, plan=plan, received=got)
     assert not mismatches, (f"{name}: {len(mismatches)} mismatches in {n} vectors, first: "
                             f"{mismatches[0]}")
     return result
@@ -259,7 +260,7 @@ async def run_stream(dut: SimHandleBase, planner: str, *, default_vectors: int,
     log.info("%s: %d vectors, latency %d, plan in %.2f s; %s", name, vectors, plan.latency,
              time.perf_counter() - t0, plan.info)
     return await play_stream(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
-                             log=log)
+                             vectors=vectors, log=log)
 
 
 def write_result(name: str, result: Mapping[str, Any]) -> None:

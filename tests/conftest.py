@@ -26,3 +26,9 @@ os.environ.setdefault("SPE_PROPERTY_SEED", str(secrets.randbits(32)))
 def pytest_report_header(config):
     seed = os.environ["SPE_PROPERTY_SEED"]
     return f"SPE property seed: {seed} (replay: SPE_PROPERTY_SEED={seed})"
+
+# Co-simulation runs of the test suite write under build/test-sim/, never into the build/sim/
+# files (summary.json, spu_timing.yaml, JUnit XML) that `make sim`, the report and the
+# system model read; builds are shared (build/sim-cache/, keyed by content).
+os.environ.setdefault("COSIM_OUT", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "build", "test-sim"))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from cosim.benches import TESTBENCHES
-from cosim.runner import SIMULATORS, run_cosim
-from cosim.spu_timing import (BASELINE_KEYS, BASELINE_UNITS, BUILD_TIMING, COMMITTED_TIMING,
+from cosim.runner import SIMULATORS, run_cosim, sim_root
+from cosim.spu_timing import (BASELINE_KEYS, BASELINE_UNITS, COMMITTED_TIMING,
                               MODES, read_timing)
 from hw.export import UNITS, load_units
 
@@ -22,7 +22,8 @@ load_units()
 
 def _run(unit: str, sim: str, vectors: int, **kwargs):
     tb = TESTBENCHES[unit]
-    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors, **kwargs)
+    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors,
+                     testcase=tb.testcase, **kwargs)
 
 
 def _check(result, unit: str):
@@ -34,7 +35,7 @@ def _check(result, unit: str):
     t = bench["timing"]
     assert t["cycles_per_subchunk"] == u.cycles_per_subchunk
     assert t["pipeline_depth"] == u.latency
-    fresh = read_timing(BUILD_TIMING)[unit]
+    fresh = read_timing(sim_root() / "spu_timing.yaml")[unit]
     committed = read_timing(COMMITTED_TIMING)[unit]
     for key in BASELINE_KEYS:
         if key == "vectors_checked":

@@ -15,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
 
 from cosim.benches import TESTBENCHES
-from cosim.runner import SIMULATORS, run_cosim
-from cosim.spu_timing import (BUILD_TIMING, COMMITTED_TIMING, MODES, PCU_KEYS, PCU_UNITS,
+from cosim.runner import SIMULATORS, run_cosim, sim_root
+from cosim.spu_timing import (COMMITTED_TIMING, MODES, PCU_KEYS, PCU_UNITS,
                               read_timing)
 from hw.export import UNITS, load_units
 from quant.hbmpim_programs import commands_per_column
@@ -26,7 +26,8 @@ load_units()
 
 def _run(unit: str, sim: str, vectors: int, **kwargs):
     tb = TESTBENCHES[unit]
-    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors, **kwargs)
+    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors,
+                     testcase=tb.testcase, **kwargs)
 
 
 def _check(result, unit: str):
@@ -34,7 +35,7 @@ def _check(result, unit: str):
     bench = result.benches[unit]
     assert result.mismatches == 0 and bench["collisions"] == 0
     u = UNITS[unit]()
-    fresh = read_timing(BUILD_TIMING)[unit]
+    fresh = read_timing(sim_root() / "spu_timing.yaml")[unit]
     committed = read_timing(COMMITTED_TIMING)[unit]
     assert fresh["banks_per_unit"] == committed["banks_per_unit"] == u.banks
     for mode in MODES:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import pytest
 
 from cosim.benches import TESTBENCHES
-from cosim.runner import SIMULATORS, run_cosim
-from cosim.spu_timing import BUILD_TIMING, COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
+from cosim.runner import SIMULATORS, run_cosim, sim_root
+from cosim.spu_timing import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
 from cosim.summary import read_summary
 
 
 def _run(mode: str, sim: str, vectors: int, **kwargs):
     tb = TESTBENCHES[f"spu_{mode}"]
-    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors, **kwargs)
+    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors,
+                     testcase=tb.testcase, **kwargs)
 
 
 def _check(result, mode: str, vectors: int):
@@ -33,8 +34,8 @@ def _check(result, mode: str, vectors: int):
 
 
 def _check_timing(mode: str, vectors: int):
-    """The run just written to build/sim/spu_timing.yaml agrees with the committed copy."""
-    fresh = read_timing(BUILD_TIMING)[mode]
+    """The run just written to the run's spu_timing.yaml agrees with the committed copy."""
+    fresh = read_timing(sim_root() / "spu_timing.yaml")[mode]
     committed = read_timing(COMMITTED_TIMING)[mode]
     assert set(committed) == set(TIMING_KEYS)
     for key in TIMING_KEYS:
@@ -64,7 +65,8 @@ def test_committed_timing_file_shape():
 def test_cosim_even_distance_collides():
     """With an even read-to-write distance the write-back hits the bank being read: the bank
     model's collision check (and the bench) must fail the run."""
-    result = run_cosim("spu_mx8_sim_even", "cosim.tb_spu_state_update", name="spu_even",
+    result = run_cosim("spu_mx8_sim_even", "cosim.tb_spu", name="spu_even",
+                       testcase="spu/mode=state_update",
                        sim="icarus", vectors=256, check=False, record=False,
                        extra_env={"SPU_TIMING_FILE": "-"})
     assert not result.passed and result.mismatches > 0

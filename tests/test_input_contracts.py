@@ -185,7 +185,7 @@ def test_cosim_cli_refuses_bad_knobs(monkeypatch, capsys, argv, env, needles):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(SystemExit) if argv else _no_raise():
-        rc = main(["--tb", "example_mac"] + argv)
+        rc = main(["--tb", "lfsr"] + argv)
         assert rc == 2
     _one_error_line(capsys.readouterr().err, *needles)
 
@@ -201,10 +201,10 @@ class _no_raise:
 def test_run_cosim_refuses_zero_vectors_before_running(monkeypatch):
     from cosim.runner import check_vectors, run_cosim
     with pytest.raises(ValueError, match=r"vectors=0: out of range \(allowed: an integer >= 1"):
-        run_cosim("example_mac", "cosim.tb_example_mac", vectors=0)
+        run_cosim("lfsr", "cosim.tb_lfsr", vectors=0)
     monkeypatch.setenv("COSIM_VECTORS", "-1")
     with pytest.raises(ValueError, match="COSIM_VECTORS=-1"):
-        run_cosim("example_mac", "cosim.tb_example_mac")
+        run_cosim("lfsr", "cosim.tb_lfsr")
     assert check_vectors("0x10") == 16
     with pytest.raises(ValueError):
         check_vectors(True)

@@ -1,7 +1,7 @@
-"""cocotb side of the fp16 baseline testbench: the simulator *io* of
-:class:`cosim.pim_fp16_bench.PimFp16Bench` and :func:`run_unit`, which the cocotb modules
-``cosim/tb_timemux_fp16_naive.py``, ``cosim/tb_timemux_fp16_perbank.py`` and
-``cosim/tb_pipelined_fp16_perbank.py`` call.
+"""cocotb testbench of the fp16 baseline PIM units with their bank models (toplevels
+``<unit>_sim``, hw/pim_fp16_sim.py, for ``timemux_fp16_naive``, ``pipelined_fp16_perbank``
+and ``timemux_fp16_perbank``) against quant/fp16_pim.py: the simulator *io* of
+:class:`cosim.pim_fp16_bench.PimFp16Bench` and :func:`run_unit`.
 
 Knobs: ``COSIM_MUTANT`` (:data:`cosim.pim_fp16_bench.MUTANTS`), ``COSIM_VECTORS`` (sub-chunks,
 default 128), ``COSIM_IDLE`` (probability of idle cycles before a command, default 0.2),
@@ -21,7 +21,7 @@ from .spu_timing import BUILD_TIMING, write_unit_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
 
-__all__ = ["CocotbPimIo", "run_unit"]
+__all__ = ["CocotbPimIo", "run_unit", "state_update"]
 
 DEFAULT_VECTORS = 128
 
@@ -63,3 +63,14 @@ async def run_unit(dut, name: str) -> dict:
                                  f"{bench.mismatches[0]}"
     assert res["vectors"] == res["expected"], res
     return res
+
+
+@cocotb.test()
+async def state_update(dut):
+    """The unit named by the toplevel (``<unit>_sim``)."""
+    await run_unit(dut, _unit_name(dut))
+
+
+def _unit_name(dut) -> str:
+    name = os.environ.get("COSIM_UNIT", "").strip() or dut._name
+    return name.removesuffix("_sim")

@@ -1,5 +1,6 @@
-"""cocotb side of the SPU testbench: the simulator *io* of :class:`cosim.spu_bench.SpuBench`
-and :func:`run_mode`, which the three cocotb modules ``cosim/tb_spu_<mode>.py`` call.
+"""cocotb testbench of the SPU with its two banks (unit ``spu_mx8_sim`` and variants), one
+test per mode (``spu/mode=<mode>``, :data:`MODES`): the simulator *io* of
+:class:`cosim.spu_bench.SpuBench` and :func:`run_mode`.
 
 Knobs: ``COSIM_MUTANT`` (:attr:`cosim.spu_bench.SpuBench.MUTANTS`), ``COSIM_VECTORS``
 (COMPs, default 512: eight row pairs), ``COSIM_IDLE`` (probability of idle cycles before a COMP or command, default 0.2), ``SPU_TIMING_FILE``
@@ -20,9 +21,11 @@ from .spu_model import make_workload
 from .spu_timing import BUILD_TIMING, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
-__all__ = ["CocotbSpuIo", "run_mode"]
+__all__ = ["MODES", "CocotbSpuIo", "run_mode", "spu"]
 
 DEFAULT_VECTORS = 512
+#: The SPU's modes, one cocotb test each.
+MODES = ("state_update", "score", "attend")
 
 
 class CocotbSpuIo:
@@ -95,3 +98,10 @@ async def run_mode(dut, mode: str) -> dict:
                                  f"{bench.mismatches[0]}"
     assert res["vectors"] == res["expected"], res
     return res
+
+
+@cocotb.test()
+@cocotb.parametrize(mode=MODES)
+async def spu(dut, mode):
+    """One mode over a random workload (select one with the test filter ``spu/mode=<mode>``)."""
+    await run_mode(dut, mode)
