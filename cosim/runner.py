@@ -3,18 +3,23 @@
 The one entry point is :func:`run_cosim`::
 
     from cosim.runner import run_cosim
-    result = run_cosim("example_mac", "cosim.tb_example_mac")   # raises CosimFailure on failure
+    result = run_cosim("mx_add", "cosim.tb_mx")   # raises CosimFailure on failure
 
-It exports the registered unit (:mod:`hw.export`) to ``build/verilog/<unit>.v``, builds it with
-``cocotb_tools.runner`` in ``build/sim/<unit>_<sim>/`` (incremental: an unchanged unit is not
-rebuilt), runs the testbench module inside the simulator, reads the JUnit XML
-``build/sim/<name>_<sim>.xml`` and the counters the bench wrote, and merges a record into
-``build/sim/summary.json``.
+It exports the registered unit (:func:`hw.export.export_cached`, skipped when its sources did
+not change) to ``build/verilog/<unit>.v``, builds it with ``cocotb_tools.runner`` in
+``build/sim-cache/<unit>_<sim>_<hash>/`` (named by a hash of the Verilog and the build
+options: a finished build is reused, a lock serialises parallel jobs that need the same one;
+Verilator gets a control file that makes only the ports public instead of cocotb's
+``--public-flat-rw``, and ``ccache`` through ``OBJCACHE`` when installed), runs the testbench
+module inside the simulator in the run's own folder ``<out>/runs/<name>_<sim>/`` (log,
+counters, the trace of a passing stream bench), reads the JUnit XML ``<out>/<name>_<sim>.xml``
+and merges a record into ``<out>/summary.json``; ``<out>`` is ``build/sim`` or ``$COSIM_OUT``.
 
 Knobs (environment variables; an explicit argument wins): ``SIM`` (``icarus`` or
 ``verilator``, default ``icarus``), ``COCOTB_RANDOM_SEED`` (default: a fresh random seed,
 logged and recorded — any seed must pass), ``COSIM_VECTORS`` (default: the testbench's),
-``WAVES=1`` (FST from Icarus, VCD from Verilator, in the build folder).
+``WAVES=1`` (FST from Icarus, VCD from Verilator, in the run folder), ``COSIM_OUT`` (where
+results go; the test suite sets ``build/test-sim``).
 """
 
 from __future__ import annotations
@@ -381,9 +386,12 @@ def run_cosim(
     xml_dir = root / "mutants" if mutant else root
     xml_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{name}-mutant-{mutant}" if mutant else name
-    results_xml = xml_dir / f"{stem}_{sim}.xml"
+    # pytest-xdist workers may run the same testbench at once: each has its own files
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "").strip()
+    tag = f"{sim}-{worker}" if worker else sim
+    results_xml = xml_dir / f"{stem}_{tag}.xml"
     # each run has its own folder (the build folder is shared, read-only, by every run)
-    run_dir = root / "runs" / f"{stem}_{sim}"
+    run_dir = root / "runs" / f"{stem}_{tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
     result_file = run_dir / "counters.json"
     trace_file = run_dir / "trace.npz"
