@@ -16,10 +16,11 @@ class Testbench:
     """A cocotb testbench module run on a registered unit (see :func:`cosim.runner.run_cosim`).
 
     ``mutants`` lists the broken reference models the testbench offers; the harness checks
-    that each of them fails. ``offline``: the testbench is a stream plan
-    (:mod:`cosim.stream`), so its reference mutants are checked against the recorded
-    responses of the golden run (:func:`cosim.stream.check_mutant`) instead of simulating
-    them again. ``testcase``: the cocotb test of a module with several (the SPU's modes).
+    that each of them fails. ``offline``: the golden run records a trace (a stream plan's
+    responses, :mod:`cosim.stream`, or a reactive bench's cycles, :mod:`cosim.replay`), and
+    its reference mutants are checked against it (:func:`cosim.replay.check_reference_mutant`)
+    instead of simulating them again (every testbench here does; ``False`` simulates each
+    mutant). ``testcase``: the cocotb test of a module with several (the SPU's modes).
     """
     name: str
     unit: str
@@ -27,7 +28,7 @@ class Testbench:
     vectors: int = 2000
     long_vectors: int = 100_000
     mutants: tuple[str, ...] = ()
-    offline: bool = False
+    offline: bool = True
     testcase: str | None = None
 
 
@@ -44,13 +45,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
       for mode in ("state_update", "score", "attend")),
     # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.
     Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only"), offline=True),
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only")),
     Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",), offline=True),
+              long_vectors=1_000_000, mutants=("drop_mu_a",)),
     Testbench("mx_add", unit="mx_add", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a"), offline=True),
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a")),
     Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",), offline=True),
+              long_vectors=1_000_000, mutants=("drop_mu_a",)),
     Testbench("lfsr", unit="lfsr", module="cosim.tb_lfsr", vectors=3000,
               long_vectors=1_000_000),
     # fp16 baseline PIM units with their bank models (hw/pim_fp16_sim.py); vectors =
@@ -70,7 +71,6 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
     *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,
                 long_vectors=100_000,
-                mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",),
-                offline=True)
+                mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
       for f in SPE_FORMATS for sr in ("", "_sr")),
 ]}

@@ -465,3 +465,12 @@ class PcuBench:
         return {"vectors": total_vectors, "mismatches": len(self.mismatches),
                 "collisions": self.collisions, "cycles": self.cycle, "wall_s": wall,
                 "cycles_per_s": round(self.cycle / max(wall, 1e-9)), "modes": per_mode}
+
+
+def replay_bench(io, meta: dict, mutant: str | None, log: logging.Logger) -> PcuBench:
+    """The bench of a recorded run (:func:`cosim.replay.check_mutant`)."""
+    from .replay import load_unit
+
+    unit = load_unit(meta["unit"]).unit
+    return PcuBench(io, unit=unit, rng=random.Random(meta["seed"]), vectors=meta["vectors"],
+                 gap_prob=meta["idle"], log=log, mutant=mutant)

@@ -276,3 +276,12 @@ class PimFp16Bench:
         return {"cycles_per_subchunk": cps, "pipeline_depth": depth,
                 "comps_per_row_pair": len(order),
                 "utilization": round(len(order) / (last - accepted[0] + cps), 4)}
+
+
+def replay_bench(io, meta: dict, mutant: str | None, log: logging.Logger) -> PimFp16Bench:
+    """The bench of a recorded run (:func:`cosim.replay.check_mutant`)."""
+    from .replay import load_unit
+
+    unit = load_unit(meta["unit"]).unit
+    return PimFp16Bench(io, unit=unit, rng=random.Random(meta["seed"]), vectors=meta["vectors"],
+                 gap_prob=meta["idle"], log=log, mutant=mutant)

@@ -394,7 +394,7 @@ def run_cosim(
     run_dir = root / "runs" / f"{stem}_{tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
     result_file = run_dir / "counters.json"
-    trace_file = run_dir / "trace.npz"
+    trace_file = run_dir / "trace"  # .npz (stream benches) or a pickle (cosim.replay)
     log = run_dir / "sim.log"
     result_file.unlink(missing_ok=True)
     trace_file.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ from hw.spu import Cmd, Reg, comp_addr, mode_word, reg_addr, result_addr
 from .spu_model import (COLUMNS, SpuModel, SpuWorkload, acc_words, comp_order, new_acc,
                         pair_attend, pair_score, pair_state_update, words_of)
 
-__all__ = ["Sample", "SpuBench", "workload_size"]
+__all__ = ["Sample", "SpuBench", "make_bench", "replay_bench", "workload_size"]
 
 _log = logging.getLogger("cosim.spu")
 
@@ -518,3 +518,29 @@ class SpuBench:
                 if got != want:
                     self.fail(f"pair {p} bank {b} (nearest): differs from quant.spe on the "
                               f"whole tensors")
+
+
+def make_bench(io, spu, mode: str, vectors: int, seed: int, *, idle: float = 0.2,
+               log: logging.Logger | None = None, mutant: str | None = None) -> SpuBench:
+    """The bench of ``mode`` over a random workload of about ``vectors`` COMPs, everything
+    drawn from ``seed`` (so that a recorded run can be replayed, :mod:`cosim.replay`)."""
+    from .spu_model import make_workload
+
+    log = log or _log
+    rng = random.Random(seed)
+    L, H, C = workload_size(vectors, rng)
+    first = rng.getrandbits(1)
+    pairs = L * H // 2
+    work = make_workload(mode, L=L, H=H, C=C, seed=rng.getrandbits(31),
+                         stochastic=[bool((p + first) % 2) for p in range(pairs)])
+    log.info("%s: L=%d H=%d C=%d (%d chunk groups, %d row pairs), stochastic %s", mode, L, H,
+             C, L * H, pairs * C, work.stochastic)
+    return SpuBench(io, work, rng=rng, spu=spu, gap_prob=idle, log=log, mutant=mutant)
+
+
+def replay_bench(io, meta: dict, mutant: str | None, log: logging.Logger) -> SpuBench:
+    """:func:`make_bench` of a recorded run (:func:`cosim.replay.check_mutant`)."""
+    from .replay import load_unit
+
+    return make_bench(io, load_unit(meta["unit"]).spu, meta["mode"], meta["vectors"],
+                      meta["seed"], idle=meta["idle"], log=log, mutant=mutant)

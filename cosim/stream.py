@@ -222,17 +222,11 @@ def check_mutant(trace: str | Path, mutant: str) -> tuple[int, int]:
         If the rebuilt stimulus differs from the recorded one (the check would be void).
     """
     meta, responses = load_trace(trace)
-    plan = planner(meta["planner"])(_unit(meta["unit"]), meta["vectors"], meta["seed"],
+    from .replay import load_unit
+
+    plan = planner(meta["planner"])(load_unit(meta["unit"]), meta["vectors"], meta["seed"],
                                     idle=meta["idle"], mutant=mutant)
     if stimulus_digest(plan) != meta["digest"]:
         raise ValueError(f"{trace}: the replayed stimulus of mutant {mutant!r} differs from the "
                          "recorded one")
     return len(compare(plan, responses)), plan.vectors
-
-
-def _unit(name: str):
-    from hw.export import UNITS, load_units
-
-    if name not in UNITS:
-        load_units()
-    return UNITS[name]()

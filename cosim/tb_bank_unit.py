@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
@@ -48,11 +47,12 @@ class BankUnitIo:
 
 
 async def start_bank_unit(dut, name: str, default_vectors: int) -> tuple:
-    """Start the clock, reset the unit and read the knobs: ``(log, sim_unit, rng, vectors,
-    mutant)`` (``COSIM_VECTORS``, default ``default_vectors``; ``COSIM_MUTANT``)."""
+    """Start the clock, reset the unit and read the knobs: ``(log, sim_unit, seed, vectors,
+    mutant)`` (``COSIM_VECTORS``, default ``default_vectors``; ``COSIM_MUTANT``); the bench's
+    ``random.Random(seed)`` draws everything (a recorded run replays from it)."""
     log = logging.getLogger(f"cosim.{name}")
     sim_unit = unit_of(dut)
-    rng: random.Random = make_rng(log)
+    seed = make_rng(log).getrandbits(63)
     vectors = env_int("COSIM_VECTORS", default_vectors)
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
@@ -61,4 +61,4 @@ async def start_bank_unit(dut, name: str, default_vectors: int) -> tuple:
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
     mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
-    return log, sim_unit, rng, vectors, mutant
+    return log, sim_unit, seed, vectors, mutant

@@ -10,12 +10,14 @@ default 0.2), ``SPU_TIMING_FILE`` (default ``build/sim/spu_timing.yaml``; ``-`` 
 from __future__ import annotations
 
 import os
+import random
 
 import cocotb
 
 from quant.hbmpim_programs import LANES, MODES
 
 from .hbmpim_pcu_bench import PcuBench, Sample
+from .replay import RecordingIo, save
 from .spu_timing import BUILD_TIMING, write_pcu_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
@@ -39,10 +41,12 @@ class CocotbPcuIo(BankUnitIo):
 async def run_unit(dut, name: str) -> dict:
     """Run the PCU bench on the toplevel ``<name>_sim`` and record the timing of ``name``
     (a key of :data:`cosim.spu_timing.PCU_UNITS`)."""
-    log, sim_unit, rng, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
+    log, sim_unit, seed, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
-    bench = PcuBench(CocotbPcuIo(dut, unit.banks), unit=unit, rng=rng, vectors=vectors,
-                     gap_prob=env_float("COSIM_IDLE", 0.2), log=log, mutant=mutant)
+    idle = env_float("COSIM_IDLE", 0.2)
+    io = RecordingIo(CocotbPcuIo(dut, unit.banks))
+    bench = PcuBench(io, unit=unit, rng=random.Random(seed), vectors=vectors, gap_prob=idle,
+                     log=log, mutant=mutant)
     res = await bench.run()
     res["test_seed"] = cocotb.RANDOM_SEED
     res["expected"] = res["vectors"]
@@ -55,6 +59,10 @@ async def run_unit(dut, name: str) -> dict:
         entry = {"banks_per_unit": unit.banks, "lanes": LANES}
         entry.update({m: res["modes"][m] for m in MODES})
         write_pcu_timing(name, entry, target)
+    trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
+    if trace and not bench.mismatches and mutant is None:
+        save(trace, factory="cosim.hbmpim_pcu_bench:replay_bench", io=io,
+             meta={"unit": f"{name}_sim", "vectors": vectors, "seed": seed, "idle": idle})
     assert not bench.mismatches, f"{len(bench.mismatches)} mismatches, first: " \
                                  f"{bench.mismatches[0]}"
     return res

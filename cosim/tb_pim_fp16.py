@@ -11,12 +11,14 @@ default 128), ``COSIM_IDLE`` (probability of idle cycles before a command, defau
 from __future__ import annotations
 
 import os
+import random
 
 import cocotb
 
 from quant.fp16_pim import LANES
 
 from .pim_fp16_bench import PimFp16Bench, Sample
+from .replay import RecordingIo, save
 from .spu_timing import BUILD_TIMING, write_unit_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
@@ -42,10 +44,12 @@ class CocotbPimIo(BankUnitIo):
 async def run_unit(dut, name: str) -> dict:
     """Run the baseline bench on the toplevel ``<name>_sim`` and record the timing of
     ``name`` (a key of :data:`cosim.spu_timing.BASELINE_UNITS`)."""
-    log, sim_unit, rng, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
+    log, sim_unit, seed, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
-    bench = PimFp16Bench(CocotbPimIo(dut, unit.banks), unit=unit, rng=rng, vectors=vectors,
-                         gap_prob=env_float("COSIM_IDLE", 0.2), log=log, mutant=mutant)
+    idle = env_float("COSIM_IDLE", 0.2)
+    io = RecordingIo(CocotbPimIo(dut, unit.banks))
+    bench = PimFp16Bench(io, unit=unit, rng=random.Random(seed), vectors=vectors,
+                         gap_prob=idle, log=log, mutant=mutant)
     res = await bench.run()
     timing = res.pop("timing")
     res["test_seed"] = cocotb.RANDOM_SEED
@@ -59,6 +63,10 @@ async def run_unit(dut, name: str) -> dict:
         entry = dict(timing, values_per_subchunk=LANES, banks_per_unit=unit.banks,
                      vectors_checked=res["vectors"])
         write_unit_timing(name, entry, target)
+    trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
+    if trace and not bench.mismatches and mutant is None:
+        save(trace, factory="cosim.pim_fp16_bench:replay_bench", io=io,
+             meta={"unit": f"{name}_sim", "vectors": vectors, "seed": seed, "idle": idle})
     assert not bench.mismatches, f"{len(bench.mismatches)} mismatches, first: " \
                                  f"{bench.mismatches[0]}"
     assert res["vectors"] == res["expected"], res

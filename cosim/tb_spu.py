@@ -9,6 +9,7 @@ Knobs: ``COSIM_MUTANT`` (:attr:`cosim.spu_bench.SpuBench.MUTANTS`), ``COSIM_VECT
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 
@@ -16,8 +17,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from .spu_bench import Sample, SpuBench, workload_size
-from .spu_model import make_workload
+from .replay import RecordingIo, save
+from .spu_bench import Sample, make_bench
 from .spu_timing import BUILD_TIMING, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
@@ -62,25 +63,18 @@ async def run_mode(dut, mode: str) -> dict:
     """Run the SPU bench of ``mode`` on the toplevel (a :class:`hw.spu_sim.SpuSim` unit)."""
     log = logging.getLogger(f"cosim.spu_{mode}")
     unit = unit_of(dut)
-    spu = unit.spu
-    rng = make_rng(log)
+    seed = make_rng(log).getrandbits(63)
     vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
-    L, H, C = workload_size(vectors, rng)
-    first = rng.getrandbits(1)
-    pairs = L * H // 2
-    work = make_workload(mode, L=L, H=H, C=C, seed=rng.getrandbits(31),
-                         stochastic=[bool((p + first) % 2) for p in range(pairs)])
-    log.info("%s: L=%d H=%d C=%d (%d chunk groups, %d row pairs), stochastic %s", mode, L, H,
-             C, L * H, pairs * C, work.stochastic)
+    idle = env_float("COSIM_IDLE", 0.2)
+    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
+    io = RecordingIo(CocotbSpuIo(dut))
+    bench = make_bench(io, unit.spu, mode, vectors, seed, idle=idle, log=log, mutant=mutant)
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     dut.i_cmd.value = 0
     dut.i_act.value = 0
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
-    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
-    bench = SpuBench(CocotbSpuIo(dut), work, rng=rng, spu=spu,
-                     gap_prob=env_float("COSIM_IDLE", 0.2), log=log, mutant=mutant)
     res = await bench.run()
     timing = res.pop("timing")
     res["test_seed"] = cocotb.RANDOM_SEED
@@ -94,14 +88,23 @@ async def run_mode(dut, mode: str) -> dict:
                                         "comps_per_row_pair", "utilization")}
         entry["vectors_checked"] = res["vectors"]
         write_timing(mode, entry, target, writeback_delay=timing.get("writeback_delay"))
+    trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
+    if trace and not bench.mismatches and mutant is None:
+        save(trace, factory="cosim.spu_bench:replay_bench", io=io,
+             meta={"unit": os.environ.get("COSIM_UNIT", "").strip() or dut._name,
+                   "mode": mode, "vectors": vectors, "seed": seed, "idle": idle})
     assert not bench.mismatches, f"{len(bench.mismatches)} mismatches, first: " \
                                  f"{bench.mismatches[0]}"
     assert res["vectors"] == res["expected"], res
     return res
 
 
+# an Enum, so that cocotb names the tests ``spu/mode=<mode>`` (it names long strings by index)
+_Mode = enum.Enum("_Mode", {m: m for m in MODES})
+
+
 @cocotb.test()
-@cocotb.parametrize(mode=MODES)
+@cocotb.parametrize(mode=list(_Mode))
 async def spu(dut, mode):
     """One mode over a random workload (select one with the test filter ``spu/mode=<mode>``)."""
-    await run_mode(dut, mode)
+    await run_mode(dut, mode.value)

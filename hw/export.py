@@ -39,8 +39,8 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["TIMESCALE", "UNITS", "export_cached", "export_unit", "source_key", "export_units", "load_units", "main",
-           "register_unit", "to_verilog"]
+__all__ = ["TIMESCALE", "UNITS", "export_cached", "export_unit", "export_units", "load_units",
+           "main", "register_unit", "source_key", "to_verilog"]
 
 TIMESCALE = "`timescale 1ns/1ps"
 
