@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from .replay import RecordingIo, save
 from .spu_bench import Sample, make_bench
 from .spu_timing import BUILD_TIMING, write_timing
-from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
+from .tb import env_float, env_int, make_rng, unit_of, write_result
 
 __all__ = ["MODES", "CocotbSpuIo", "run_mode", "spu"]
 
@@ -29,12 +29,31 @@ DEFAULT_VECTORS = 512
 MODES = ("state_update", "score", "attend")
 
 
+def _fields() -> list[tuple[str, int, int]]:
+    """(name, offset, mask) of each field of the packed status port (hw.spu_sim.STATUS)."""
+    from hw.spu_sim import STATUS
+
+    return [(name, f.offset, (1 << f.width) - 1) for name, f in STATUS]
+
+
+def _read(handle) -> int:
+    """A port's value, straight from the simulator's bit string (X or Z fails the test)."""
+    s = handle._handle.get_signal_val_binstr()
+    try:
+        return int(s, 2)
+    except ValueError:
+        raise AssertionError(f"{handle._name} is {s} (not 0/1)") from None
+
+
 class CocotbSpuIo:
     """Drive a cycle just after a rising edge, sample in the read-only phase, wait for the
-    next rising edge (the harness's timing convention, ``docs/cosim.md``)."""
+    next rising edge (the harness's timing convention, ``docs/cosim.md``). The narrow
+    outputs come from one read of the packed ``o_status``; the wide ones are read only when
+    their valid bit is set."""
 
     def __init__(self, dut):
         self.dut = dut
+        self.fields = _fields()
 
     async def cycle(self, cmd, addr, data, act, rows, read_rows) -> Sample:
         d = self.dut
@@ -46,15 +65,12 @@ class CocotbSpuIo:
             d.i_row_a.value = rows[0]
             d.i_row_b.value = rows[1]
         await ReadOnly()
-        wr = _u(d.o_trace_wr)
-        rvalid = _u(d.o_rvalid)
-        s = Sample(comp_ready=_u(d.o_comp_ready), busy=_u(d.o_busy), err=_u(d.o_err),
-                   rvalid=rvalid, rdata=_u(d.o_rdata) if rvalid else 0,
-                   rd=_u(d.o_trace_rd), rd_col=_u(d.o_trace_rd_col), wr=wr,
-                   wr_col=_u(d.o_trace_wr_col), wdata=_u(d.o_trace_wdata) if wr else 0,
-                   collision=_u(d.o_collision))
+        word = _read(d.o_status)
+        st = {name: (word >> off) & mask for name, off, mask in self.fields}
+        s = Sample(rdata=_read(d.o_rdata) if st["rvalid"] else 0,
+                   wdata=_read(d.o_trace_wdata) if st["wr"] else 0, **st)
         if read_rows:
-            s.rows = (_u(d.o_row_a), _u(d.o_row_b))
+            s.rows = (_read(d.o_row_a), _read(d.o_row_b))
         await RisingEdge(d.clk)
         return s
 

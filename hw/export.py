@@ -118,6 +118,13 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+# The hw sources as they were when this process imported them (hw.export is imported before
+# any unit module): a file edited later does not change this process's key, so a stale
+# in-memory unit is never exported under the edited sources' key.
+_SOURCES = {f: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in Path(__file__).resolve().parent.glob("*.py")}
+
+
 def source_key(name: str) -> str:
     """Hash of everything the Verilog of unit ``name`` depends on: its name, every source of
     the ``hw`` package, the module that registered it (e.g. a test's mutant) and Amaranth's
@@ -128,13 +135,12 @@ def source_key(name: str) -> str:
     if name not in units:
         raise KeyError(f"Unknown unit {name!r}; registered units: {', '.join(sorted(units))}")
     h = hashlib.sha256(f"{name}\0{amaranth.__version__}\0".encode())
-    files = sorted(Path(__file__).resolve().parent.glob("*.py"))
     module = sys.modules.get(getattr(units[name], "__module__", "") or "")
     extra = inspect.getsourcefile(module) if module is not None else None
-    if extra and Path(extra).resolve() not in files:
-        files.append(Path(extra).resolve())
-    for f in files:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for f, digest in sorted(_SOURCES.items()):
+        h.update(f"{f.name}\0{digest}\0".encode())
+    if extra and Path(extra).resolve() not in _SOURCES:
+        h.update(hashlib.sha256(Path(extra).read_bytes()).digest())
     return h.hexdigest()
 
 

@@ -16,7 +16,14 @@ from .export import register_unit
 from .spu import BANKS, Cmd, Spu
 from .spu_bank import COLUMN_BITS, COLUMNS, BankModel
 
-__all__ = ["SpuSim"]
+__all__ = ["STATUS", "SpuSim"]
+
+#: ``o_status``: every narrow output of a cycle packed in one port, so that a testbench reads
+#: one value per cycle instead of nine (field order = bit order, LSB first).
+STATUS = data.StructLayout({
+    "comp_ready": 1, "busy": 1, "err": 1, "rvalid": 1,
+    "rd": BANKS, "wr": BANKS, "collision": BANKS, "rd_col": 5, "wr_col": 5,
+})
 
 
 class SpuSim(wiring.Component):
@@ -46,6 +53,9 @@ class SpuSim(wiring.Component):
         A bank is read and written in this cycle (bank model's check).
     o_collisions : Out(16)
         Collisions since reset, both banks.
+    o_status : Out(STATUS)
+        ``o_comp_ready``, ``o_busy``, ``o_err``, ``o_rvalid``, ``o_trace_rd``,
+        ``o_trace_wr``, ``o_collision``, ``o_trace_rd_col`` and ``o_trace_wr_col`` packed.
     """
 
     def __init__(self, **spu_kwargs):
@@ -72,6 +82,7 @@ class SpuSim(wiring.Component):
             "o_trace_wdata": Out(COLUMN_BITS),
             "o_collision": Out(BANKS),
             "o_collisions": Out(16),
+            "o_status": Out(STATUS),
         })
 
     @property
@@ -108,6 +119,13 @@ class SpuSim(wiring.Component):
             self.o_trace_wdata.eq(spu.bank[0].wdata),
             self.o_collision.eq(Cat(banks[0].o_collision, banks[1].o_collision)),
             self.o_collisions.eq(banks[0].o_collisions + banks[1].o_collisions),
+        ]
+        st = self.o_status
+        m.d.comb += [
+            st.comp_ready.eq(self.o_comp_ready), st.busy.eq(self.o_busy), st.err.eq(self.o_err),
+            st.rvalid.eq(self.o_rvalid), st.rd.eq(self.o_trace_rd), st.wr.eq(self.o_trace_wr),
+            st.collision.eq(self.o_collision), st.rd_col.eq(self.o_trace_rd_col),
+            st.wr_col.eq(self.o_trace_wr_col),
         ]
         return m
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from cosim.benches import TESTBENCHES
+from cosim.replay import Diverged, check_reference_mutant
 from cosim.runner import SIMULATORS, run_cosim, sim_root
 from cosim.spu_timing import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
 from cosim.summary import read_summary
@@ -50,6 +51,13 @@ def test_cosim_spu_icarus(mode):
     result = _run(mode, "icarus", 256)
     _check(result, mode, 256)
     _check_timing(mode, 256)
+    # the recorded run replays without the simulator: the golden model finds nothing, the
+    # mutant that rounds to nearest disagrees (the other one changes the stimulus)
+    assert check_reference_mutant(result.trace, None)[0] == 0
+    if "nearest_only" in TESTBENCHES[f"spu_{mode}"].mutants:
+        assert check_reference_mutant(result.trace, "nearest_only")[0] > 0
+    with pytest.raises(Diverged):
+        check_reference_mutant(result.trace, "swap_banks")
 
 
 def test_committed_timing_file_shape():
