@@ -3,8 +3,9 @@
 :mod:`hw.spe_int8`, :mod:`hw.spe_mx8`).
 
 Random idle gaps with junk on the idle data ports; every output bit and every output's cycle
-(the unit's ``latency``) checked. Operations come in batches from :func:`cosim.spe_vectors.make_ops` (the first
-batch cycles through every operation class); each batch's expected outputs come from one call
+(the unit's ``latency``) checked. Operations come in batches from
+:func:`cosim.spe_vectors.make_ops` (the first batch cycles through every operation class);
+each batch's expected outputs come from one call
 of the port-level golden model :func:`quant.spe_slice.reference`, which also models the
 unit's PRBS31 generators (one per rounding site, reset to the unit's ``seeds``) for the
 ``_sr`` units: a valid operation consumes one block of random bits per site.

@@ -3,8 +3,10 @@ test per mode (``spu/mode=<mode>``, :data:`MODES`): the simulator *io* of
 :class:`cosim.spu_bench.SpuBench` and :func:`run_mode`.
 
 Knobs: ``COSIM_MUTANT`` (:attr:`cosim.spu_bench.SpuBench.MUTANTS`), ``COSIM_VECTORS``
-(COMPs, default 512: eight row pairs), ``COSIM_IDLE`` (probability of idle cycles before a COMP or command, default 0.2), ``SPU_TIMING_FILE``
-(default ``build/sim/spu_timing.yaml``; ``-`` to not write it).
+(COMPs, default 512: eight row pairs), ``COSIM_IDLE`` (probability of idle cycles before a
+COMP or command, default 0.2), ``SPU_TIMING_FILE`` (set by the runner to the run's output
+folder; ``-`` to not write it), ``COSIM_TRACE_FILE`` (the recorded cycles of a passing run,
+:mod:`cosim.replay`).
 """
 
 from __future__ import annotations

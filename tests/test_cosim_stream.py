@@ -1,0 +1,107 @@
+"""The co-simulation's bulk machinery without a simulator: stream plans and their comparison
+(cosim/stream.py), record-and-replay of the reactive benches (cosim/replay.py), and the
+``python -m cosim`` benchmark file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from cosim.replay import Diverged, RecordingIo, ReplayIo
+from cosim.stream import StreamPlan, compare, gaps, junk_pool, stimulus_digest
+
+
+def _plan(n=5, latency=3) -> StreamPlan:
+    widths = {"a": 8, "y": 16}
+    g = gaps(np.random.default_rng(1), n, 0.5)
+    junk, pick = junk_pool(np.random.default_rng(2), widths, ("a",), int(g.sum()))
+    return StreamPlan(inputs={"a": list(range(n))}, outputs={"y": [3 * i for i in range(n)]},
+                      widths=widths, latency=latency, gaps=g, junk=junk, junk_pick=pick)
+
+
+def test_compare_checks_every_word_and_cycle():
+    plan = _plan()
+    ins = [10 * i for i in range(5)]
+    outs = [c + 3 for c in ins]
+    assert compare(plan, {"y": [0, 3, 6, 9, 12]}, ins, outs) == []
+    bad = compare(plan, {"y": [0, 3, 7, 9, 12]}, ins, outs)
+    assert [(m.index, m.reason) for m in bad] == [(2, "value")]
+    assert "xor 0x1" in str(bad[0])
+    late = compare(plan, {"y": [0, 3, 6, 9, 12]}, ins, outs[:4] + [outs[4] + 1])
+    assert [(m.index, m.reason) for m in late] == [(4, "latency 4 cycles, expected 3")]
+    assert [m.reason for m in compare(plan, {"y": [0, 3, 6]})] == ["missing output"] * 2
+    extra = compare(plan, {"y": [0, 3, 6, 9, 12, 99]})
+    assert [(m.index, m.reason) for m in extra] == [(5, "unexpected output")]
+    xz = compare(plan, {"y": [0, 3, "x" * 16, 9, 12]})
+    assert xz[0].index == 2 and "while valid is high" in xz[0].reason
+
+
+def test_plan_validates_lengths_and_gaps():
+    with pytest.raises(ValueError, match="COSIM_IDLE"):
+        gaps(np.random.default_rng(0), 3, 1.0)
+    assert gaps(np.random.default_rng(0), 4, 0.0).tolist() == [0, 0, 0, 0]
+    g = gaps(np.random.default_rng(0), 20000, 0.25)
+    assert abs(g.mean() - 1 / 3) < 0.03  # geometric: mean idle/(1-idle)
+    plan = _plan()
+    with pytest.raises(ValueError, match="output port 'y' has 4 words"):
+        StreamPlan(inputs=plan.inputs, outputs={"y": plan.outputs["y"][:4]},
+                   widths=plan.widths, latency=3, gaps=plan.gaps, junk=plan.junk,
+                   junk_pick=plan.junk_pick)
+
+
+def test_stimulus_digest_sees_every_driven_bit():
+    a, b = _plan(), _plan()
+    assert stimulus_digest(a) == stimulus_digest(b)
+    b.inputs["a"][3] ^= 1
+    assert stimulus_digest(a) != stimulus_digest(b)
+    c = _plan()
+    c.junk["a"][0] ^= 0x80
+    assert stimulus_digest(a) != stimulus_digest(c)
+
+
+@dataclass
+class _Sample:
+    x: int
+    rows: tuple | None = None
+
+
+class _Io:
+    def __init__(self):
+        self.n = 0
+
+    async def cycle(self, cmd, addr, data, act, rows, read_rows):
+        self.n += 1
+        return _Sample(cmd + addr)
+
+
+def test_replay_hands_back_samples_and_catches_divergence():
+    async def drive(io, addrs):
+        return [(await io.cycle(1, a, 0, 0, None, False)).x for a in addrs]
+
+    rec = RecordingIo(_Io())
+    assert asyncio.run(drive(rec, [1, 2, 3])) == [2, 3, 4]
+    assert asyncio.run(drive(ReplayIo(rec.cycles), [1, 2, 3])) == [2, 3, 4]
+    with pytest.raises(Diverged, match="cycle 1: the bench drives another addr"):
+        asyncio.run(drive(ReplayIo(rec.cycles), [1, 5, 3]))
+    with pytest.raises(Diverged, match="recorded run ended"):
+        asyncio.run(drive(ReplayIo(rec.cycles), [1, 2, 3, 4]))
+
+
+def test_cosim_cli_writes_the_benchmark(tmp_path, capsys):
+    """``python -m cosim`` on one small bench: a PASS line, and build/bench/cosim.json with
+    the bench's vectors, cycles, wall time and cycles/s and the run's total wall time."""
+    from cosim.__main__ import main
+
+    out = tmp_path / "cosim.json"
+    rc = main(["--tb", "lfsr", "--sim", "icarus", "--vectors", "64", "--seed", "7", "--jobs",
+               "1", "--bench-out", str(out)])
+    assert rc == 0, capsys.readouterr().out
+    data = json.loads(out.read_text())
+    rec = data["benches"]["lfsr_icarus"]
+    assert rec["vectors"] == 64 and rec["cycles"] == 64 and rec["passed"] is True
+    assert rec["cycles_per_s"] > 0 and rec["sim_wall_s"] > 0
+    assert data["seed"] == 7 and data["total_wall_s"] > 0 and data["jobs"] == 1
