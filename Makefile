@@ -47,7 +47,8 @@ bench: setup
 	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
 	$(VPY) -m sysmodel.bench --out $(BUILD)/bench/sysmodel.json
 
-# every cocotb testbench on both simulators, mutants must fail; -> build/sim/summary.json
+# every cocotb testbench on both simulators, mutants must fail, in parallel (--jobs: the core
+# count); -> build/sim/summary.json and the run's figures in build/bench/cosim.json
 sim: setup
 	$(VPY) -m cosim --sim icarus --sim verilator --mutants
 
