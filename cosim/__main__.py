@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                   "(must be > 0)")
         if not r["ok"]:
             failures.append(label)
+        elif (r["expect_pass"] and args.mutants and TESTBENCHES[r["tb"]].offline
+              and TESTBENCHES[r["tb"]].mutants and not r.get("trace")):
+            print(f"FAIL {label}: no trace recorded, its reference mutants are unchecked")
+            failures.append(f"{label} (no trace)")
     for c in checks:
         if c.get("diverged"):
             print(f"---- {c['run']} mutant {c['mutant']}: not replayable ({c['diverged']}), "
