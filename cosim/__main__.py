@@ -95,7 +95,8 @@ def run_job(job: dict) -> dict:
                cycles_per_s=r.cycles_per_s, build_s=round(r.build_s, 2),
                run_s=round(r.run_s, 2), seed=r.seed, wall_s=round(time.perf_counter() - t0, 2),
                trace=str(r.trace) if r.trace else None,
-               sim_wall_s=round(sum(b.get("wall_s", 0.0) for b in r.benches.values()), 3))
+               sim_wall_s=round(sum(b.get("wall_s", 0.0) for b in r.benches.values()), 3),
+               plan_s=round(sum(b.get("plan_s", 0.0) for b in r.benches.values()), 3))
     return out
 
 
@@ -260,7 +261,8 @@ def _write_bench(args, sims, seed, built, runs, checks, build_wall, total) -> No
             continue
         benches[f"{r['name']}_{r['sim']}"] = {
             k: r.get(k) for k in ("tb", "sim", "vectors", "cycles", "cycles_per_s",
-                                  "sim_wall_s", "run_s", "build_s", "wall_s", "passed")}
+                                  "sim_wall_s", "plan_s", "run_s", "build_s", "wall_s",
+                                  "passed")}
     data = {
         "command": "python -m cosim " + " ".join(sys.argv[1:] if args is not None else []),
         "seed": seed, "simulators": sims, "executor": args.executor,

@@ -257,6 +257,7 @@ async def run_stream(dut: SimHandleBase, planner: str, *, default_vectors: int,
         log.warning("using MUTANT reference model %r: this run is expected to fail", mutant)
     t0 = time.perf_counter()
     plan = get_planner(planner)(unit, vectors, seed, idle=idle, mutant=mutant)
+    plan.info["plan_s"] = round(time.perf_counter() - t0, 3)  # stimulus + golden model
     log.info("%s: %d vectors, latency %d, plan in %.2f s; %s", name, vectors, plan.latency,
              time.perf_counter() - t0, plan.info)
     return await play_stream(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
