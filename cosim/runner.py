@@ -336,7 +336,7 @@ def run_cosim(
     unit : str
         Name of a unit registered in :data:`hw.export.UNITS` (also the Verilog toplevel).
     test_module : str
-        Importable cocotb test module, e.g. ``"cosim.tb_example_mac"``.
+        Importable cocotb test module, e.g. ``"cosim.tb_mx"``.
     name : str, optional
         Testbench name for file names and the summary key ``<name>_<sim>`` (default: unit).
     sim : {"icarus", "verilator"}, optional

@@ -26,7 +26,7 @@ The bench plays the memory controller and checks everything the SPU does:
 The simulator is reached through an *io* object with one method,
 ``await io.cycle(cmd, addr, data, act, rows, read_rows) -> Sample``: drive the inputs of this
 cycle, sample the outputs of this cycle (combinational outputs settled), advance one clock.
-``cosim/tb_spu_common.py`` implements it for cocotb, ``tests/test_hw_spu.py`` for Amaranth's
+``cosim/tb_spu.py`` implements it for cocotb, ``tests/test_hw_spu.py`` for Amaranth's
 simulator.
 """
 

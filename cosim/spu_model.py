@@ -10,7 +10,7 @@ sub-chunk so that the chunk-group functions of :mod:`quant.spe` can be replayed 
 bits (:class:`ReplaySource`): the final states must then equal ``state_update`` bit for bit
 also with stochastic rounding.
 
-Used by the cocotb benches (``cosim/tb_spu_*.py``) and the Amaranth tests
+Used by the cocotb benches (``cosim/tb_spu.py``) and the Amaranth tests
 (``tests/test_hw_spu.py``); no cocotb import.
 """
 
