@@ -2,7 +2,9 @@
 
 * :mod:`cosim.runner` — pytest/CLI side: export, build, run, collect results
   (:func:`cosim.runner.run_cosim`).
-* :mod:`cosim.tb` — simulator side: driver, monitor, scoreboard, :class:`cosim.tb.StreamBench`.
+* :mod:`cosim.stream` — stream benches as data (plans, bulk comparison, offline mutants);
+  :mod:`cosim.replay` — record-and-replay of the reactive benches.
+* :mod:`cosim.tb` — simulator side: knobs, seeds, the stream player (one trigger per cycle).
 * :mod:`cosim.summary` — ``build/sim/summary.json``.
 * :mod:`cosim.benches` — the list of testbenches that ``python -m cosim`` runs.
 

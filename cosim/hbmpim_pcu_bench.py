@@ -27,7 +27,7 @@
 
 The simulator is reached through an *io* object: ``await io.cycle(cmd, addr, data, act,
 rows, read_rows) -> Sample`` drives one cycle, samples the settled outputs and advances the
-clock (``cosim/tb_hbmpim_pcu_common.py`` for cocotb, ``tests/test_hw_hbmpim_pcu.py`` for
+clock (``cosim/tb_hbmpim_pcu.py`` for cocotb, ``tests/test_hw_hbmpim_pcu.py`` for
 Amaranth's simulator).
 """
 

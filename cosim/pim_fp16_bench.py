@@ -21,7 +21,7 @@
 The simulator is reached through an *io* object with one method,
 ``await io.cycle(cmd, addr, data, act, rows, read_rows) -> Sample``: drive the inputs of this
 cycle, sample the outputs (combinational outputs settled), advance one clock.
-``cosim/tb_pim_fp16_common.py`` implements it for cocotb, ``tests/test_hw_baselines.py`` for
+``cosim/tb_pim_fp16.py`` implements it for cocotb, ``tests/test_hw_baselines.py`` for
 Amaranth's simulator.
 """
 

@@ -1,6 +1,6 @@
 """cocotb plumbing shared by the benches of the bank-attached baseline units (the fp16
-ablation units, ``cosim/tb_pim_fp16_common.py``, and the HBM-PIM PCU,
-``cosim/tb_hbmpim_pcu_common.py``): one command cycle on the ``<unit>_sim`` toplevel's
+ablation units, ``cosim/tb_pim_fp16.py``, and the HBM-PIM PCU,
+``cosim/tb_hbmpim_pcu.py``): one command cycle on the ``<unit>_sim`` toplevel's
 command and bank-row ports, and the clock/reset start-up with the common knobs.
 """
 
