@@ -100,3 +100,21 @@ def test_report_cli_bad_folder(argv, capsys):
     from report.build import main
     assert main(argv) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_report_never_shows_a_zero_vector_run_green(tmp_path):
+    """A co-simulation record that checked no vector is a FAIL in the report, even when it
+    says passed with no mismatches (issue 14, item 9)."""
+    from report.build import section_sim
+
+    (tmp_path / "sim").mkdir()
+    rec = {"unit": "mx_add", "simulator": "icarus", "seed": 5, "passed": True,
+           "mismatches": 0, "cycles_per_s": 1.0}
+    (tmp_path / "sim" / "summary.json").write_text(json.dumps({
+        "a_icarus": {**rec, "vectors": 0}, "b_icarus": {**rec, "vectors": 7}}))
+    body, totals = section_sim(tmp_path)
+    rows = body.split("<tr>")
+    row_a = next(r for r in rows if "a_icarus" in r)
+    row_b = next(r for r in rows if "b_icarus" in r)
+    assert "FAIL" in row_a and "pass" not in row_a
+    assert "pass" in row_b and totals["vectors"] == 7
