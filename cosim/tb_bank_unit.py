@@ -54,7 +54,7 @@ async def start_bank_unit(dut, name: str, default_vectors: int) -> tuple:
     sim_unit = unit_of(dut)
     seed = make_rng(log).getrandbits(63)
     vectors = env_int("COSIM_VECTORS", default_vectors)
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, 10, unit="ns", impl="gpi").start()
     dut.rst.value = 1
     dut.i_cmd.value = 0
     dut.i_act.value = 0

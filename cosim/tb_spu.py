@@ -87,7 +87,7 @@ async def run_mode(dut, mode: str) -> dict:
     mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
     io = RecordingIo(CocotbSpuIo(dut))
     bench = make_bench(io, unit.spu, mode, vectors, seed, idle=idle, log=log, mutant=mutant)
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, 10, unit="ns", impl="gpi").start()
     dut.rst.value = 1
     dut.i_cmd.value = 0
     dut.i_act.value = 0
