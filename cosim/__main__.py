@@ -2,7 +2,9 @@
 
 Each testbench of :data:`cosim.benches.TESTBENCHES` runs on each simulator with its golden
 model (a record in ``build/sim/summary.json`` each) and, with ``--mutants``, once with every
-mutant, which must fail. Exit status 1 if any run went the wrong way.
+mutant, which must fail. With ``--long``, testbenches marked ``bulk`` run in the bulk mode
+(:mod:`cosim.bulk`). The operand-class coverage tables of the runs go to
+``build/sim/coverage.{json,md}``. Exit status 1 if any run went the wrong way.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import os
 import sys
 
 from .benches import TESTBENCHES
-from .runner import SIMULATORS, CosimFailure, check_vectors, default_sim, run_cosim
+from .bulk import run_bulk
+from .coverage import write_report
+from .runner import BUILD_ROOT, SIMULATORS, CosimFailure, check_vectors, default_sim, run_cosim
+from .summary import read_summary
 from .runner import _seed as seed_knob
 
 
@@ -67,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
         for sim in sims:
             try:
-                r = run_cosim(tb.unit, tb.module, name=name, sim=sim, seed=args.seed,
-                              vectors=vectors)
+                if args.long and tb.bulk:
+                    r = run_bulk(tb.unit, name=name, sim=sim, seed=args.seed, vectors=vectors)
+                else:
+                    r = run_cosim(tb.unit, tb.module, name=name, sim=sim, seed=args.seed,
+                                  vectors=vectors)
                 print(f"PASS {name}_{sim}: {r.vectors} vectors, {r.mismatches} mismatches, "
                       f"{r.cycles_per_s} cycles/s, seed {r.seed}, build {r.build_s:.1f} s, "
                       f"run {r.run_s:.1f} s", flush=True)
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r.mismatches} mismatches (must be > 0)")
                 if not ok:
                     failures.append(f"{tb.name}_{sim}:{mutant}")
+    write_report(read_summary(BUILD_ROOT / "sim" / "summary.json"), BUILD_ROOT / "sim")
     if failures:
         print(f"{len(failures)} failing: {', '.join(failures)}")
         return 1

@@ -26,7 +26,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,11 @@ class CosimResult:
     benches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        """The ``summary.json`` record of this run."""
+        """The ``summary.json`` record of this run (with the operand-class ``coverage`` table
+        and the ``bulk`` flag of a bench that wrote them)."""
+        extra = {k: b[k] for b in self.benches.values() for k in ("coverage", "bulk") if k in b}
         return {
+            **extra,
             "unit": self.unit,
             "simulator": self.sim,
             "seed": self.seed,
@@ -181,9 +184,14 @@ def _get_runner(sim: str):
     return get_runner(sim)
 
 
-def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) -> tuple[
-        Any, Path, float]:
+def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None,
+               toplevel: str | None = None, sources: Sequence[Path] = (),
+               build_args: Sequence[str] = ()) -> tuple[Any, Path, float]:
     """Export ``unit`` and build it for ``sim``; return (cocotb runner, build dir, seconds).
+
+    ``toplevel``/``sources``/``build_args``: a wrapper module around the unit (the bulk mode,
+    :mod:`cosim.bulk`), its extra Verilog files and extra Verilator arguments; the build
+    folder is then ``build/sim/<toplevel>_<sim>/``.
 
     Raises
     ------
@@ -195,10 +203,10 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
         raise ValueError(f"sim={sim!r}; supported: {', '.join(SIMULATORS)}")
     waves = _env_flag("WAVES") if waves is None else waves
     source = export_unit(unit, BUILD_ROOT / "verilog")
-    build_dir = BUILD_ROOT / "sim" / f"{unit}_{sim}"
+    build_dir = BUILD_ROOT / "sim" / f"{toplevel or unit}_{sim}"
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
-    build_args = _VERILATOR_ARGS if sim == "verilator" else []
+    build_args = [*_VERILATOR_ARGS, *build_args] if sim == "verilator" else []
     # cocotb's up-to-date check looks at source times only: a change of options (waves)
     # must force a rebuild.
     stamp = build_dir / "build-options.json"
@@ -209,8 +217,8 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
         runner = _get_runner(sim)
         try:
             runner.build(
-                sources=[source],
-                hdl_toplevel=unit,
+                sources=[source, *sources],
+                hdl_toplevel=toplevel or unit,
                 build_dir=build_dir,
                 build_args=build_args,
                 timescale=_TIMESCALE,
@@ -260,6 +268,9 @@ def run_cosim(
     check: bool = True,
     record: bool | None = None,
     min_vectors: int = 1,
+    toplevel: str | None = None,
+    sources: Sequence[Path] = (),
+    build_args: Sequence[str] = (),
 ) -> CosimResult:
     """Build ``unit`` and run the cocotb testbench module ``test_module`` on it.
 
@@ -295,6 +306,8 @@ def run_cosim(
     min_vectors : int
         A run that checked fewer vectors did not pass (default 1: zero vectors check nothing;
         0 only for a testbench that checks no vectors, such as ``cosim.tb_env``).
+    toplevel, sources, build_args : optional
+        A wrapper around the unit as the simulation toplevel (see :func:`build_unit`).
     """
     sim = sim or default_sim()
     if sim not in SIMULATORS:
@@ -311,7 +324,8 @@ def run_cosim(
     if unit not in UNITS:
         load_units()
     factory = UNITS.get(unit)
-    runner, build_dir, build_s = build_unit(unit, sim, waves=waves)
+    runner, build_dir, build_s = build_unit(unit, sim, waves=waves, toplevel=toplevel,
+                                            sources=sources, build_args=build_args)
 
     sim_root = BUILD_ROOT / "sim"
     # Mutant runs fail on purpose: their JUnit files stay out of build/sim/*.xml.
@@ -344,7 +358,7 @@ def run_cosim(
         try:
             runner.test(
                 test_module=test_module,
-                hdl_toplevel=unit,
+                hdl_toplevel=toplevel or unit,
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=build_dir,
