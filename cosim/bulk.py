@@ -25,6 +25,7 @@ Only the wrapper's own ports are public to Verilator (``/*verilator public_flat_
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -352,11 +353,19 @@ async def drive_chunks(dut, unit, chunks: Iterable[Chunk], *, rng: random.Random
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 1)
-    driver = BulkDriver(dut, ins, outs, unit.latency, rng, idle=idle,
-                        workdir=Path(os.getcwd()), log=log)
+    # The driver's own generator (idle pattern, junk): the chunks are generated in a
+    # prefetch thread, which draws from ``rng``; two streams keep the run reproducible.
+    driver = BulkDriver(dut, ins, outs, unit.latency, random.Random(rng.getrandbits(64)),
+                        idle=idle, workdir=Path(os.getcwd()), log=log)
     wall0 = time.perf_counter()
-    for chunk in chunks:
-        await driver.run(chunk)
+    # The next chunk (generator, golden model, labels: torch and Python work) is prepared
+    # in one background thread while the simulator runs the current one.
+    it = iter(chunks)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bulk-prefetch") as pool:
+        pending = pool.submit(next, it, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, it, None)
+            await driver.run(chunk)
     wall = time.perf_counter() - wall0
     result = driver.counters()
     result.update({"wall_s": round(wall, 3), "bulk": True,

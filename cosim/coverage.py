@@ -2,10 +2,11 @@
 
 Every *class* is a set of *bins* (:data:`CLASSES` per unit kind); :func:`label_batch` puts
 each lane (or group, or vector) of any :class:`cosim.mx_vectors.Batch` into its bins, so random
-vectors count as well as enumerated ones; :class:`Coverage` counts, per bin, the vectors that
-hit it (and, per bin, the lanes or groups that fall in it); :func:`enumerate_batch` builds a deterministic batch that hits **every** bin of its
-kind (32 lanes packed per vector). The benches put the enumeration first (the streaming
-benches' directed prefix, the bulk mode's first chunk) and write the table with their counters;
+vectors count as well as enumerated ones; :class:`Coverage` counts, per class, the vectors that
+hit it and, per bin, the lanes (groups, vectors) that fall in it; :func:`enumerate_batch`
+builds a deterministic batch that hits **every** bin of its kind (32 lanes packed per vector).
+The benches put the enumeration first (the streaming benches' directed prefix, the bulk mode's
+first chunk) and write the table with their counters;
 ``python -m cosim`` gathers them into ``build/sim/coverage.{json,md}``.
 
 The bins follow the arithmetic of ``docs/mx8.md`` (sections cited):
@@ -417,9 +418,10 @@ def _col(values) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def enumerate_batch(kind: str):
-    """(Cached: do not modify the result.) A deterministic :class:`cosim.mx_vectors.Batch` of unit ``kind`` that hits every bin of
-    :func:`class_bins` except ``rand`` (the random bits come from the unit's generator, which
-    presents every value within the first few hundred stochastic vectors). Corner sections
+    """A deterministic :class:`cosim.mx_vectors.Batch` of unit ``kind`` (cached: do not modify
+    it) that hits every bin of :func:`class_bins` except ``rand`` (the random bits come from
+    the unit's generator, which presents every value within the first few hundred stochastic
+    vectors). Corner sections
     come first (so a short prefix still crosses them), the 64 x 64 magnitude pairs last;
     each corner vector comes with rounding to nearest and stochastic."""
     bins = class_bins(kind)

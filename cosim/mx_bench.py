@@ -4,9 +4,10 @@ One streaming bench (:class:`cosim.tb.StreamBench`: driver with random idle gaps
 idle data ports, monitor, in-order scoreboard checking every output bit and the latency given
 by the unit's ``latency`` property). Stimulus comes in batches from
 :func:`cosim.mx_vectors.make_batch` — a directed prefix, the class enumeration of
-:mod:`cosim.coverage` (every lane-level operand class), then random batches — and each batch's expected outputs come
-from one vectorised golden-model call (:class:`cosim.mx_vectors.Expect`, which also models the
-unit's PRBS31 generator from its ``seed``). The bench's per-transaction model only pops them.
+:mod:`cosim.coverage` (every lane-level operand class), then random batches — and each
+batch's expected outputs come from one vectorised golden-model call
+(:class:`cosim.mx_vectors.Expect`, which also models the unit's PRBS31 generator from its
+``seed``). The bench's per-transaction model only pops them.
 The operand classes of every batch are counted (:class:`cosim.coverage.Coverage`) and the
 table goes into the bench's counters (``coverage``).
 
