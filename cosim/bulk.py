@@ -434,8 +434,12 @@ def main(argv: list[str] | None = None) -> int:
                           ignore_errors=True)
         t0 = time.perf_counter()
         try:
-            r = run_bulk(unit, name=f"{unit}_bulk", sim=args.sim, seed=args.seed,
-                         vectors=args.vectors)
+            # recorded as the long regression when it has its length (make sim-long's name)
+            from .benches import TESTBENCHES
+
+            tb = TESTBENCHES.get(unit)
+            name = f"{unit}_long" if tb and tb.long_vectors == args.vectors else f"{unit}_bulk"
+            r = run_bulk(unit, name=name, sim=args.sim, seed=args.seed, vectors=args.vectors)
         except CosimFailure as exc:
             failed = True
             r = exc.result
