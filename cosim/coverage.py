@@ -331,7 +331,8 @@ def write_report(summary: Mapping[str, Mapping[str, Any]], out_dir: Path) -> tup
     for key, table in rows.items():
         total = sum(1 for r in table.values() if r["hit"] == r["bins"])
         lines += [f"## {key}: {total}/{len(table)} classes complete", "",
-                  "| class | bins hit | vectors | min hits per bin | missing |", "|---|---|---|---|---|"]
+                  "| class | bins hit | vectors | min hits per bin | missing |",
+                  "|---|---|---|---|---|"]
         for c, r in table.items():
             lines.append(f"| {c} | {r['hit']}/{r['bins']} | {r['vectors']} | {r['min']} | "
                          f"{', '.join(r['missing']) or '-'} |")
