@@ -177,10 +177,10 @@ def write_wrapper(unit: str, out_dir: Path, depth: int = DEPTH) -> Path:
 
 def run_bulk(unit: str, *, name: str | None = None, sim: str | None = None, **kwargs):
     """:func:`cosim.runner.run_cosim` of the bulk testbench ``cosim.tb_bulk`` on ``unit``
-    (the wrapper is generated next to the exported Verilog)."""
+    (the wrapper goes to ``build/verilog/bulk/``, apart from the units' Verilog)."""
     from .runner import BUILD_ROOT, run_cosim
 
-    wrapper = write_wrapper(unit, BUILD_ROOT / "verilog")
+    wrapper = write_wrapper(unit, BUILD_ROOT / "verilog" / "bulk")
     return run_cosim(unit, "cosim.tb_bulk", name=name or f"{unit}_bulk", sim=sim,
                      toplevel=bulk_toplevel(unit), sources=[wrapper],
                      build_args=list(BULK_BUILD_ARGS), **kwargs)

@@ -179,6 +179,7 @@ def test_bulk_catches_rtl_mutant():
     with registered("mx_add_mutant_align", BUILD_ROOT / "verilog") as unit:
         r = run_bulk(unit, name="mx_add_mutant_align_bulk", vectors=600, check=False,
                      record=False)
+    (BUILD_ROOT / "verilog" / "bulk" / f"bulk_{unit}.v").unlink(missing_ok=True)
     assert not r.passed and r.mismatches > 0
 
 
