@@ -31,7 +31,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -333,7 +333,7 @@ def _is_hex(text: str) -> bool:
 
 async def drive_chunks(dut, unit, chunks: Iterable[Chunk], *, rng: random.Random,
                        name: str, idle: float | None = None,
-                       extra: Mapping[str, Any] | None = None) -> dict:
+                       extra: Callable[[], Mapping[str, Any]] | None = None) -> dict:
     """Start the clock, reset, drive every chunk, write the counters (``COSIM_RESULT_FILE``)
     and fail on any mismatch. ``extra()`` (a callable, if given) adds counters at the end."""
     import cocotb

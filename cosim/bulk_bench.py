@@ -5,8 +5,9 @@ unit family and their golden-model expectations, driven by :func:`cosim.bulk.dri
   :mod:`cosim.coverage` first, then random batches of :func:`cosim.mx_vectors.make_batch`;
   expectations from :class:`cosim.mx_vectors.Expect` (which models the units' PRBS31
   generators); the coverage of every vector is counted (:class:`cosim.coverage.Coverage`).
-* SPE slices (``spe_<format>[_sr]``): :func:`cosim.spe_vectors.make_ops`, expectations from
-  :class:`cosim.spe_bench.Model` (:func:`quant.spe_slice.reference`).
+* SPE slices (``spe_<format>[_sr]``): :func:`cosim.spe_vectors.make_ops` (for MX8 the
+  state-update class enumeration first, and the ``update`` coverage counted), expectations
+  from :class:`cosim.spe_bench.Model` (:func:`quant.spe_slice.reference`).
 
 Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE`` (default 0.1),
 ``COSIM_MUTANT`` (the mutant reference models of the streaming benches), ``COCOTB_RANDOM_SEED``.
@@ -57,13 +58,17 @@ def _mx_chunks(kind: str, n: int, gen: torch.Generator, rng, model, coverage) ->
         sent += size
 
 
-def _spe_chunks(fmt: str, n: int, gen: np.random.Generator, model) -> Iterator[Chunk]:
+def _spe_chunks(fmt: str, n: int, gen: np.random.Generator, model,
+                coverage) -> Iterator[Chunk]:
+    from .coverage import label_update
     from .spe_vectors import make_ops
 
     sent = 0
     while sent < n:
         size = min(CHUNK, n - sent)
-        ops = make_ops(fmt, size, gen)
+        ops = make_ops(fmt, size, gen, directed=fmt == "mx8" and sent == 0)
+        if coverage is not None:
+            coverage.add(label_update(ops.s, ops.d, ops.k, ops.v))
         want = model(ops.s, ops.d, ops.k, ops.v)
         yield Chunk({"i_s": ops.s, "i_d": ops.d, "i_k": ops.k, "i_v": ops.v}, {"o_s": want},
                     notes=lambda i, cls=ops.cls: f"class {cls[i]}")
@@ -95,7 +100,12 @@ async def run_bulk_bench(dut, *, name: str | None = None) -> dict:
 
         model = select_model(_models(unit.fmt, unit.rounding, unit.seeds))()
         assert isinstance(model, Model)
+        from .coverage import Coverage
+
         gen = np.random.default_rng(rng.getrandbits(63))
-        return await drive_chunks(dut, unit, _spe_chunks(unit.fmt, vectors, gen, model),
-                                  rng=rng, name=name)
+        coverage = Coverage("update") if unit.fmt == "mx8" else None
+        return await drive_chunks(
+            dut, unit, _spe_chunks(unit.fmt, vectors, gen, model, coverage), rng=rng,
+            name=name, extra=None if coverage is None else
+            (lambda: {"coverage": coverage.table()}))
     raise ValueError(f"{dut._name}: no bulk stimulus for unit {type(unit).__name__}")

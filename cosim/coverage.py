@@ -36,6 +36,8 @@ class                     bins
                           (the lower group's 8 guard bits and 28-bit Y; section 7)
 ``dot_sum`` (dot)         one group cancels, both cancel, negative / positive Y, lower group
                           floored (bits lost), lower group shifted out
+``decay.*``, ``outer.*``  (update: the SPU's state update ``s' = d s + k v_j`` on an
+                          ``spe_mx8`` slice) the multiplier classes of its two products
 ========================= =====================================================================
 
 The multiplier has no saturation bin: by section 5 its largest rounded magnitude is
@@ -58,8 +60,8 @@ import torch
 from quant.mx8 import EXP_NAN, GROUP, MAG_MAX, MX8, MX8Scalar, PAIRS
 from quant.spe import ADD_FRAC_BITS, DOT_GUARD_BITS, DOT_Y_BITS, RBITS
 
-__all__ = ["CLASSES", "Coverage", "class_bins", "enumerate_batch", "label_batch",
-           "merge_tables", "write_report"]
+__all__ = ["CLASSES", "Coverage", "class_bins", "enumerate_batch", "enumerate_update",
+           "label_batch", "label_update", "merge_tables", "write_report"]
 
 _MAGS = MAG_MAX + 1
 
@@ -107,6 +109,17 @@ CLASSES: dict[str, dict[str, list[str]]] = {
     "mul_scalar": {**_ROUNDING, **_COMMON, **_MUL},
     "add": {**_ROUNDING, **_COMMON, **_ADD},
     "dot": {**_COMMON, **_DOT},
+}
+
+
+#: The SPU's state update on MX8 (the ``spe_mx8[_sr]`` slices, docs/mx8.md section 8): the
+#: operand classes of its two products, ``decay = d * s`` (the multiplier's) and
+#: ``outer = k * v_j`` (the broadcast multiplier's), from the port words. The rounding mode is
+#: the slice's, its random bits come from its own generators (not labelled here), and the
+#: sum's operands are rounded products (the adder's classes are those of ``mx_add``).
+CLASSES["update"] = {
+    **{f"decay.{c}": b for c, b in CLASSES["mul"].items() if c not in _ROUNDING},
+    **{f"outer.{c}": b for c, b in CLASSES["mul_scalar"].items() if c not in _ROUNDING},
 }
 
 
@@ -265,6 +278,39 @@ def label_batch(batch, *, rand=None, rbits: int = RBITS) -> dict[str, torch.Tens
         out["dot_sum"] = torch.stack([torch.where(c, names.index(k), -1)
                                       for k, c in conds.items()], -1)
     return out
+
+
+def label_update(s_words, d_words, k_words, v_words) -> dict[str, torch.Tensor]:
+    """Bins of state-update operations given as port words of an ``spe_mx8`` slice
+    (:func:`quant.spe_slice.slice_ports`: 256-bit sub-chunks ``s d k``, the 16-bit scalar
+    ``v``): the ``update`` classes."""
+    from cosim.mx_vectors import Batch
+    from quant.mx8 import from_words, scalar_from_words
+
+    n = len(s_words)
+    sub = lambda w: from_words(list(w), (n,), 2, 2)  # noqa: E731
+    zeros = torch.zeros(n, dtype=torch.bool)
+    cls = torch.zeros(n, dtype=torch.int32)
+    out = {}
+    for prefix, kind, a, b in (("decay", "mul", sub(d_words), sub(s_words)),
+                               ("outer", "mul_scalar", sub(k_words), scalar_from_words(v_words))):
+        for c, idx in label_batch(Batch(kind, a, b, zeros, cls)).items():
+            if c not in _ROUNDING:
+                out[f"{prefix}.{c}"] = idx
+    return out
+
+
+def enumerate_update() -> tuple[list[int], list[int], list[int], list[int]]:
+    """Port words ``(s, d, k, v)`` of state updates that hit every ``update`` bin: the
+    multiplier's enumeration as ``(d, s)`` next to the broadcast multiplier's as ``(k, v)``
+    (the shorter one repeated to the other's length)."""
+    from cosim.mx_vectors import scalar_words, subchunk_words
+
+    dec, out = enumerate_batch("mul"), enumerate_batch("mul_scalar")
+    n = max(len(dec), len(out))
+    cyc = lambda words: [words[i % len(words)] for i in range(n)]  # noqa: E731
+    return (cyc(subchunk_words(dec.b)), cyc(subchunk_words(dec.a)), cyc(subchunk_words(out.a)),
+            cyc(scalar_words(out.b)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 One streaming bench (:class:`cosim.tb.StreamBench`: random idle gaps with junk on the idle
 data ports, monitor, in-order scoreboard that checks every output bit and the latency the
 unit reports). Operations come in batches from :func:`cosim.spe_vectors.make_ops` (the first
-batch cycles through every operation class); each batch's expected outputs come from one call
+batch cycles through every operation class; for MX8 it is the state-update class enumeration
+of :mod:`cosim.coverage`, and the operand classes of every batch are counted into the
+counters' ``coverage`` table); each batch's expected outputs come from one call
 of the port-level golden model :func:`quant.spe_slice.reference`, which also models the
 unit's PRBS31 generators (one per rounding site, reset to the unit's ``seeds``) for the
 ``_sr`` units: a valid operation consumes one block of random bits per site.
@@ -30,8 +32,9 @@ import torch
 from quant.rng import SPERandom
 from quant.spe_slice import reference, slice_ports
 
+from .coverage import Coverage, enumerate_update, label_update
 from .spe_vectors import make_ops
-from .tb import StreamBench, env_int, make_rng, select_model, unit_of
+from .tb import StreamBench, env_int, make_rng, select_model, unit_of, write_result
 
 torch.set_num_threads(1)  # the simulator runs in this process
 
@@ -91,11 +94,15 @@ def _models(fmt: str, rounding: str, seeds) -> dict:
 
 
 def _stimulus(fmt: str, n: int, gen: np.random.Generator, model: Model,
-              expected: deque) -> Iterator[SpeIn]:
+              expected: deque, coverage=None) -> Iterator[SpeIn]:
     sent = 0
     while sent < n:
-        size = min(FIRST if sent == 0 else BATCH, n - sent)
-        ops = make_ops(fmt, size, gen)
+        # MX8: the state-update class enumeration first (cosim.coverage), counted
+        first = len(enumerate_update()[0]) if fmt == "mx8" else FIRST
+        size = min(first if sent == 0 else BATCH, n - sent)
+        ops = make_ops(fmt, size, gen, directed=fmt == "mx8" and sent == 0)
+        if coverage is not None:
+            coverage.add(label_update(ops.s, ops.d, ops.k, ops.v))
         want = model(ops.s, ops.d, ops.k, ops.v)
         for i in range(size):
             txn = SpeIn(ops.s[i], ops.d[i], ops.k[i], ops.v[i])
@@ -130,4 +137,9 @@ async def run_spe_bench(dut, *, name: str | None = None) -> dict:
                    unit.latency, vectors,
                    "" if unit.seeds is None else
                    ", seeds " + " ".join(f"{k}={v:#x}" for k, v in unit.seeds.items()))
-    return await bench.run(_stimulus(fmt, vectors, gen, model, expected))
+    coverage = Coverage("update") if fmt == "mx8" else None
+    result = await bench.run(_stimulus(fmt, vectors, gen, model, expected, coverage))
+    if coverage is not None:
+        result = {**result, "coverage": coverage.table()}
+        write_result(bench.name, result)
+    return result
