@@ -364,12 +364,18 @@ async def drive_chunks(dut, unit, chunks: Iterable[Chunk], *, rng: random.Random
     it = iter(chunks)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bulk-prefetch") as pool:
         pending = pool.submit(next, it, None)
-        while (chunk := pending.result()) is not None:
+        gen_wait = 0.0
+        while True:
+            t0 = time.perf_counter()
+            chunk = pending.result()
+            gen_wait += time.perf_counter() - t0
+            if chunk is None:
+                break
             pending = pool.submit(next, it, None)
             await driver.run(chunk)
     wall = time.perf_counter() - wall0
     result = driver.counters()
-    result.update({"wall_s": round(wall, 3), "bulk": True,
+    result.update({"wall_s": round(wall, 3), "bulk": True, "gen_wait_s": round(gen_wait, 3),
                    "cycles_per_s": round(result["cycles"] / wall, 1) if wall > 0 else None,
                    "test_seed": cocotb.RANDOM_SEED})
     if extra is not None:
@@ -394,7 +400,9 @@ BENCH_UNITS = ("mx_mul", "mx_mul_scalar", "mx_add", "mx_dot")
 
 def main(argv: list[str] | None = None) -> int:
     """Time bulk runs (fresh build included) and write ``{unit: {vectors, build_s, run_s,
-    total_s, sim_s, cycles, mismatches, passed, seed}}`` as JSON."""
+    total_s, sim_s, io_s, gen_wait_s, bench_wall_s, cycles, mismatches, passed, seed}}`` as
+    JSON (``run_s``: the simulator process, Python start-up included; ``total_s``: export,
+    build and run)."""
     import argparse
     import json
     import shutil
@@ -451,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
             "vectors": r.vectors if r else 0, "mismatches": r.mismatches if r else None,
             "passed": bool(r and r.passed), "build_s": round(r.build_s, 2) if r else None,
             "run_s": round(r.run_s, 2) if r else None, "total_s": round(total, 2),
-            "sim_s": bench.get("sim_s"), "cycles": bench.get("cycles"), "seed": args.seed,
+            "sim_s": bench.get("sim_s"), "io_s": bench.get("io_s"),
+            "gen_wait_s": bench.get("gen_wait_s"), "bench_wall_s": bench.get("wall_s"),
+            "cycles": bench.get("cycles"), "seed": args.seed,
             "simulator": args.sim}
         print(f"{unit}: {results[unit]}", flush=True)
     load = os.getloadavg()
