@@ -416,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    parser = argparse.ArgumentParser(prog="python -m cosim.bulk", description=main.__doc__)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line naming the option, exit 2
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            sys.exit(2)
+
+    parser = Parser(prog="python -m cosim.bulk", description=main.__doc__)
     parser.add_argument("--unit", action="append", help=f"unit (repeatable; default: "
                         f"{', '.join(BENCH_UNITS)})")
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator")
