@@ -10,7 +10,7 @@ STAMP := $(VENV)/.setup-stamp
 BUILD := build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools test test-long bench sim sim-long synth sweep study demo report clean help
+.PHONY: setup tools test test-long bench bench-cosim sim sim-long synth sweep study demo report clean help
 
 help:
 	@echo "make demo       main job: co-simulation, synthesis, system sweeps, accuracy study, report"
@@ -46,6 +46,10 @@ test-long: setup
 bench: setup
 	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
 	$(VPY) -m sysmodel.bench --out $(BUILD)/bench/sysmodel.json
+
+# bulk-mode co-simulation timings: fresh Verilator build + 1 M vectors per MX unit
+bench-cosim: setup
+	$(VPY) -m cosim.bulk --out $(BUILD)/bench/cosim_bulk.json
 
 # every cocotb testbench on both simulators, mutants must fail, in parallel (--jobs: the core
 # count); -> build/sim/summary.json and the run's figures in build/bench/cosim.json

@@ -8,6 +8,8 @@ the RTL mutants (:mod:`cosim.mutants`) are simulated. Jobs run in parallel throu
 project's executor (``--jobs``, ``--executor``); builds first, one per unit and simulator,
 then the runs, then the offline checks. The figures of the run (vectors, cycles, wall time,
 cycles/s per bench and simulator, and the total wall time) go to ``build/bench/cosim.json``.
+With ``--long``, testbenches marked ``bulk`` run in the bulk mode (:mod:`cosim.bulk`).
+The operand-class coverage tables of the runs go to ``build/sim/coverage.{json,md}``.
 Exit status 1 if any run went the wrong way, 2 on a bad option.
 """
 
@@ -26,7 +28,9 @@ from pathlib import Path
 from executor import add_executor_args, executor_from_args
 
 from .benches import TESTBENCHES
-from .runner import BUILD_ROOT, SIMULATORS, check_vectors, default_sim
+from .coverage import write_report
+from .runner import BUILD_ROOT, SIMULATORS, check_vectors, default_sim, sim_root
+from .summary import read_summary
 from .runner import _seed as seed_knob
 
 _log = logging.getLogger("cosim")
@@ -80,10 +84,16 @@ def run_job(job: dict) -> dict:
     t0 = time.perf_counter()
     out = dict(job)
     try:
-        r = run_cosim(job["unit"], job["module"], name=job["name"], sim=job["sim"],
-                      seed=job["seed"], vectors=job["vectors"], mutant=job.get("mutant"),
-                      testcase=job.get("testcase"),
-                      check=job["expect_pass"], record=job["expect_pass"])
+        if job.get("bulk"):  # the long regression of a bulk testbench (cosim.bulk)
+            from .bulk import run_bulk
+
+            r = run_bulk(job["unit"], name=job["name"], sim=job["sim"], seed=job["seed"],
+                         vectors=job["vectors"])
+        else:
+            r = run_cosim(job["unit"], job["module"], name=job["name"], sim=job["sim"],
+                          seed=job["seed"], vectors=job["vectors"], mutant=job.get("mutant"),
+                          testcase=job.get("testcase"),
+                          check=job["expect_pass"], record=job["expect_pass"])
     except CosimFailure as exc:
         out.update(ok=False, error=str(exc), passed=False, wall_s=time.perf_counter() - t0)
         r = exc.result
@@ -133,7 +143,7 @@ def _plan(args, sims, env_vectors, seed) -> list[dict]:
         for sim in sims:
             jobs.append({"name": name, "tb": tb.name, "unit": tb.unit, "module": tb.module,
                          "testcase": tb.testcase, "sim": sim, "seed": seed, "vectors": vectors,
-                         "expect_pass": True})
+                         "bulk": args.long and tb.bulk, "expect_pass": True})
         if args.mutants and not tb.offline:
             jobs += [_mutant_job(tb, mutant, sims, seed, vectors) for mutant in tb.mutants]
     if args.mutants and not args.tb:
@@ -186,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cosim: seed {seed} (replay with --seed {seed})", flush=True)
     t0 = time.perf_counter()
     jobs = _plan(args, sims, env_vectors, seed)
-    builds = sorted({(j["unit"], j["sim"]) for j in jobs})
+    # a bulk run builds its own wrapper around the unit (cosim.bulk)
+    builds = sorted({(j["unit"], j["sim"]) for j in jobs if not j.get("bulk")})
     failures: list[str] = []
     with executor_from_args(args) as ex:
         built = ex.map(build_job, builds)
@@ -245,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     _write_bench(args, sims, seed, built, runs, checks, build_wall, total)
     print(f"cosim: {len(runs)} simulations, {len(checks)} offline mutant checks, "
           f"{total:.1f} s wall ({args.executor}, {getattr(ex, 'jobs', '?')} jobs)")
+    write_report(read_summary(sim_root() / "summary.json"), sim_root())
     if failures:
         print(f"{len(failures)} failing: {', '.join(failures)}")
         return 1

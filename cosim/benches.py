@@ -1,7 +1,8 @@
 """The testbenches that ``python -m cosim`` (``make sim`` / ``make sim-long``) runs.
 
 Add one :class:`Testbench` per cocotb testbench module; ``vectors``/``long_vectors`` are the
-``COSIM_VECTORS`` of a normal and of a long regression.
+``COSIM_VECTORS`` of a normal and of a long regression; ``bulk``: the long regression runs in
+the bulk mode (:mod:`cosim.bulk`: vectors streamed from memories in a generated wrapper).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Testbench:
     mutants: tuple[str, ...] = ()
     offline: bool = True
     testcase: str | None = None
+    bulk: bool = False
 
 
 #: Formats of the SPE datapath slices ``spe_<format>[_sr]``.
@@ -45,13 +47,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
       for mode in ("state_update", "score", "attend")),
     # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.
     Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only")),
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only"), bulk=True),
     Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",)),
+              long_vectors=1_000_000, mutants=("drop_mu_a",), bulk=True),
     Testbench("mx_add", unit="mx_add", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a")),
+              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a"), bulk=True),
     Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",)),
+              long_vectors=1_000_000, mutants=("drop_mu_a",), bulk=True),
     Testbench("lfsr", unit="lfsr", module="cosim.tb_lfsr", vectors=3000,
               long_vectors=1_000_000),
     # fp16 baseline PIM units with their bank models (hw/pim_fp16_sim.py); vectors =
@@ -70,7 +72,7 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);
     # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
     *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,
-                long_vectors=100_000,
+                long_vectors=100_000, bulk=True,
                 mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
       for f in SPE_FORMATS for sr in ("", "_sr")),
 ]}

@@ -2,10 +2,13 @@
 stream plan (:mod:`cosim.stream`), played by ``cosim/tb_mx.py``.
 
 Stimulus comes in batches from :func:`cosim.mx_vectors.make_batch` — a directed prefix that
-crosses every corner class with stochastic rounding off and on, then random batches — and
+is the class enumeration of :mod:`cosim.coverage` (every lane-level operand class),
+then random batches — and
 each batch's expected outputs come from one vectorised golden-model call
 (:class:`cosim.mx_vectors.Expect`, which also models the unit's PRBS31 generator from its
 ``seed``). Idle gaps and the junk driven on idle data ports come from the same seed.
+The operand classes of every batch are counted (:class:`cosim.coverage.Coverage`) and the
+table goes into the bench's counters (``coverage``).
 
 Reference mutants (:data:`cosim.mx_vectors.Expect.MUTANTS`: a wrong way of calling the
 model; ``mx_dot`` has only ``drop_mu_a``) are planned with the same stimulus and checked
@@ -23,19 +26,28 @@ import numpy as np
 import torch
 
 from cosim.mx_vectors import Expect, make_batch, scalar_words, subchunk_words
+from cosim.coverage import Coverage, label_batch
 from cosim.stream import StreamPlan, gaps, junk_pool, port_widths
 
 # The simulator runs in the same process: torch's worker threads would only fight it for the
 # cores (a 4096-vector batch takes ~50 ms on one thread and >1 s on two contended ones).
 torch.set_num_threads(1)
 
-__all__ = ["BATCH", "DEFAULT_VECTORS", "DIRECTED", "PLANNER", "mutants", "plan"]
+__all__ = ["BATCH", "DEFAULT_VECTORS", "directed_length", "PLANNER", "mutants", "plan"]
 
 DEFAULT_VECTORS = 3000
 #: Operations per golden-model call.
 BATCH = 4096
-#: Length of the directed prefix (every class x rounding mode, several times).
-DIRECTED = 200
+
+
+def directed_length(kind: str) -> int:
+    """Length of the directed prefix: the class enumeration of :mod:`cosim.coverage` (every
+    lane-level operand class, about 300 operations)."""
+    from cosim.coverage import enumerate_batch
+
+    return len(enumerate_batch(kind))
+
+
 #: The planner's name for :func:`cosim.tb.run_stream` and the traces.
 PLANNER = "cosim.mx_bench:plan"
 
@@ -62,16 +74,19 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
         model = Expect(kind, rbits=unit.rbits, renorm=unit.renorm, seed=unit.seed,
                        mutant=mutant)
         out_port, in_ports = "y", ("a", "b", "stoch")
+    model.keep_draws = True
+    coverage = Coverage(kind)
     inputs: dict[str, list[int]] = {p: [] for p in in_ports}
     expected: list[int] = []
     batches = []
     while len(expected) < vectors:
         first = not batches
-        size = min(DIRECTED if first else BATCH, vectors - len(expected))
+        size = min(directed_length(kind) if first else BATCH, vectors - len(expected))
         stoch_prob = rng.choice([0.5, 0.5, 0.1, 0.9])
         batch = make_batch(kind, size, gen, directed=first, stoch_prob=stoch_prob)
         batches.append(batch)
         expected += model(batch)
+        coverage.add(label_batch(batch, rand=model.last_draws()))
         inputs["a"] += subchunk_words(batch.a)
         inputs["b"] += scalar_words(batch.b) if kind == "mul_scalar" else subchunk_words(
             batch.b)
@@ -81,7 +96,7 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     nrng = np.random.default_rng(rng.getrandbits(63))
     g = gaps(nrng, vectors, idle)
     junk, pick = junk_pool(nrng, widths, in_ports, int(g.sum()))
-    info = {"kind": kind}
+    info = {"kind": kind, "coverage": coverage.table()}
     if kind != "dot":
         info.update(rbits=unit.rbits, renorm=unit.renorm, lfsr_seed=unit.seed)
     return StreamPlan(inputs=inputs, outputs={out_port: expected}, widths=widths,

@@ -21,6 +21,11 @@ rounding on and off:
 ``nan``          a NaN group (``E = 0xFF``) in either operand
 ``small``        magnitudes 0..3 (deep renormalization shifts, gradual underflow)
 ``noncanonical`` negative zeros, zero magnitudes under non-zero exponents
+``enumerated``   the class enumeration of :func:`cosim.coverage.enumerate_batch` (never drawn
+                 at random: the directed prefix of ``make_batch(directed=True)``)
+
+The lane-level operand classes that the coverage tables count are defined apart, in
+:mod:`cosim.coverage` (:func:`cosim.coverage.label_batch` labels any batch).
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported
 from quant.rng import LFSRStream
 from quant.spe import SPEConfig, add, dot, mul, mul_scalar
 
-__all__ = ["CLASSES", "KINDS", "Batch", "make_batch", "Expect", "subchunk_words",
+__all__ = ["CLASSES", "DRAWN", "KINDS", "Batch", "make_batch", "Expect", "subchunk_words",
            "scalar_words", "unpack_scalars"]
 
 CLASSES = ("random", "zero", "exp_diff", "mu", "saturate", "cancel", "extreme_exp", "nan",
-           "small", "noncanonical")
+           "small", "noncanonical", "enumerated")
+#: The classes :func:`make_batch` draws from.
+DRAWN = CLASSES[:-1]
 #: Unit kinds: the operation of the golden model each one checks.
 KINDS = ("mul", "mul_scalar", "add", "dot")
 GROUPS = 2
@@ -58,6 +65,20 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.stoch.shape[0])
+
+    def slice(self, start: int, stop: int) -> "Batch":
+        """Operations ``start .. stop - 1``."""
+        return Batch(self.kind, self.a[start:stop], _index(self.b, slice(start, stop)),
+                     self.stoch[start:stop], self.cls[start:stop])
+
+    @staticmethod
+    def concat(batches: Sequence["Batch"]) -> "Batch":
+        """The operations of ``batches`` (of one kind) in order."""
+        def cat(xs):
+            return type(xs[0])(*(torch.cat([getattr(x, k) for x in xs])
+                                 for k in ("exp", "mu", "sign", "mag")))
+        return Batch(batches[0].kind, cat([x.a for x in batches]), cat([x.b for x in batches]),
+                     torch.cat([x.stoch for x in batches]), torch.cat([x.cls for x in batches]))
 
 
 def _ri(gen, lo, hi, shape):
@@ -201,23 +222,44 @@ def make_batch(kind: str, n: int, gen: torch.Generator, *, stoch_prob: float = 0
                classes: Sequence[str] | None = None, directed: bool = False) -> Batch:
     """``n`` operations of unit ``kind`` (see :data:`KINDS`).
 
-    ``classes`` restricts the operand classes (default: all, ``random`` half of the time).
-    ``directed`` cycles through every class with stochastic rounding off and on (a
-    deterministic prefix that covers each corner class in both modes).
+    ``classes`` restricts the operand classes (default: all of :data:`DRAWN`, ``random`` half
+    of the time). ``directed``: the class enumeration of :func:`cosim.coverage.enumerate_batch`
+    (every lane-level operand class; its first ``n`` operations), then, beyond its length,
+    every generator class in turn with stochastic rounding off and on.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    names = tuple(classes) if classes else CLASSES
-    idx = torch.tensor([CLASSES.index(c) for c in names], dtype=torch.int64)
     if directed:
-        cls = idx.repeat_interleave(2).repeat(n // (2 * len(idx)) + 1)[:n]
-        stoch = (torch.arange(n) % 2).bool()
-    else:
-        pick = torch.randint(0, len(idx), (n,), generator=gen)
-        cls = idx[pick]
-        if classes is None:
-            cls = torch.where(torch.rand(n, generator=gen) < 0.5, 0, cls)
-        stoch = torch.rand(n, generator=gen) < stoch_prob
+        from .coverage import enumerate_batch
+
+        enum = enumerate_batch(kind)
+        if n <= len(enum):
+            return enum.slice(0, n)
+        return Batch.concat([enum, _class_cycle(kind, n - len(enum), gen, classes)])
+    names = tuple(classes) if classes else DRAWN
+    unknown = [c for c in names if c not in DRAWN]
+    if unknown:
+        raise ValueError(f"unknown operand classes {unknown}; allowed: {DRAWN}")
+    idx = torch.tensor([CLASSES.index(c) for c in names], dtype=torch.int64)
+    pick = torch.randint(0, len(idx), (n,), generator=gen)
+    cls = idx[pick]
+    if classes is None:
+        cls = torch.where(torch.rand(n, generator=gen) < 0.5, 0, cls)
+    stoch = torch.rand(n, generator=gen) < stoch_prob
+    return _make(kind, n, gen, cls, stoch)
+
+
+def _class_cycle(kind: str, n: int, gen: torch.Generator, classes) -> Batch:
+    """Every generator class in turn, stochastic rounding off and on."""
+    names = tuple(classes) if classes else DRAWN
+    idx = torch.tensor([CLASSES.index(c) for c in names], dtype=torch.int64)
+    cls = idx.repeat_interleave(2).repeat(n // (2 * len(idx)) + 1)[:n]
+    stoch = (torch.arange(n) % 2).bool()
+    return _make(kind, n, gen, cls, stoch)
+
+
+def _make(kind: str, n: int, gen: torch.Generator, cls: torch.Tensor,
+          stoch: torch.Tensor) -> Batch:
     a = _random_mx(gen, n)
     b = _random_mx(gen, n)
     if kind == "mul_scalar":
@@ -279,6 +321,14 @@ class Expect:
         self.cfg = {r: SPEConfig(rounding=r, rbits=rbits, renorm=renorm)
                     for r in ("nearest", "stochastic")}
         self.stream = LFSRStream(seed) if seed is not None else None
+        #: keep the random integers of the last call (:meth:`last_draws`, for the coverage)
+        self.keep_draws = False
+        self._draws = None
+
+    def last_draws(self):
+        """``(indices, bits)`` of the last call's stochastic operations (with ``keep_draws``),
+        else None."""
+        return self._draws
 
     def rand_bits(self, n: int) -> torch.Tensor:
         """Random integers of ``n`` stochastic operations (``(n, 32)``) from the stream."""
@@ -296,6 +346,7 @@ class Expect:
         if self.kind == "dot":
             return [int(w) for w in dot(a, b).words().reshape(-1).tolist()]
         out: list[int] = [0] * len(batch)
+        self._draws = None
         stoch = batch.stoch.clone()
         if self.mutant == "nearest_only":
             stoch[:] = False
@@ -308,6 +359,8 @@ class Expect:
             bits = None
             if mode == "stochastic":
                 bits = rand if rand is not None else self.rand_bits(len(sel))
+                if self.keep_draws:
+                    self._draws = (sel, bits)
             words = subchunk_words(self._op(a[sel], _index(b, sel), self.cfg[mode], bits))
             for i, w in zip(sel.tolist(), words):
                 out[i] = w

@@ -35,7 +35,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +106,11 @@ class CosimResult:
     trace: Path | None = None
 
     def record(self) -> dict[str, Any]:
-        """The ``summary.json`` record of this run."""
+        """The ``summary.json`` record of this run (with the operand-class ``coverage`` table
+        and the ``bulk`` flag of a bench that wrote them)."""
+        extra = {k: b[k] for b in self.benches.values() for k in ("coverage", "bulk") if k in b}
         return {
+            **extra,
             "unit": self.unit,
             "simulator": self.sim,
             "seed": self.seed,
@@ -224,24 +227,33 @@ def _get_runner(sim: str):
     return PortsOnlyVerilator()
 
 
-def _build_key(source: Path, sim: str, options: str) -> str:
+def _build_key(sources: Sequence[Path], sim: str, options: str) -> str:
     import cocotb
 
-    h = hashlib.sha256(source.read_bytes())
+    h = hashlib.sha256()
+    for source in sources:
+        h.update(source.read_bytes())
+        h.update(b"\0")
     h.update(f"\0{sim}\0{options}\0{cocotb.__version__}\0".encode())
     if sim == "verilator":
         h.update(verilator_env().get("VERILATOR_ROOT", "").encode())
     return h.hexdigest()[:16]
 
 
-def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) -> tuple[
-        Any, Path, float]:
+def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None,
+               toplevel: str | None = None, sources: Sequence[Path] = (),
+               build_args: Sequence[str] = ()) -> tuple[Any, Path, float]:
     """Export ``unit`` and build it for ``sim``; return (cocotb runner, build dir, seconds).
 
-    Builds are cached by content: the folder ``build/sim-cache/<unit>_<sim>_<hash>`` is named
+    Builds are cached by content: the folder ``build/sim-cache/<top>_<sim>_<hash>`` is named
     by a hash of the Verilog, the build options and the tool versions; a finished build
     (``built.ok``) is reused as it is (0 s), and a file lock makes parallel jobs that need the
     same build wait for one another instead of racing on one folder.
+
+    ``toplevel``/``sources``/``build_args``: a wrapper module around the unit (the bulk mode,
+    :mod:`cosim.bulk`), its extra Verilog files and extra Verilator arguments (the wrapper
+    makes its own ports public with metacomments; otherwise a control file makes the unit's
+    ports, and nothing else, public).
 
     Raises
     ------
@@ -253,10 +265,13 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
         raise ValueError(f"sim={sim!r}; supported: {', '.join(SIMULATORS)}")
     waves = _env_flag("WAVES") if waves is None else waves
     source = export_cached(unit, BUILD_ROOT / "verilog")
-    build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+    top = toplevel or unit
+    extra = [Path(x) for x in sources]
+    build_args = [*_VERILATOR_ARGS, *build_args] if sim == "verilator" else []
     options = json.dumps({"waves": waves, "args": build_args, "timescale": _TIMESCALE,
-                          "public": "ports"})
-    build_dir = BUILD_ROOT / "sim-cache" / f"{unit}_{sim}_{_build_key(source, sim, options)}"
+                          "public": "ports", "top": top})
+    key = _build_key([source, *extra], sim, options)
+    build_dir = BUILD_ROOT / "sim-cache" / f"{top}_{sim}_{key}"
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
     done = build_dir / "built.ok"
@@ -266,20 +281,20 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.is_file():
             return runner, build_dir, 0.0
-        sources: list[Any] = [source]
-        if sim == "verilator":
+        all_sources: list[Any] = [source, *extra]
+        if sim == "verilator" and toplevel is None:
             from cocotb_tools.runner import VerilatorControlFile
 
             vlt = build_dir / "ports.vlt"
             vlt.write_text("`verilator_config\n" + "".join(
                 f'public_flat_rw -module "{unit}" -var "{p}"\n'
                 for p in _ports(source.read_text(), unit)))
-            sources.append(VerilatorControlFile(vlt))
+            all_sources.append(VerilatorControlFile(vlt))
         with _environment({**_tool_env(sim), "WAVES": "1" if waves else "0"}):
             try:
                 runner.build(
-                    sources=sources,
-                    hdl_toplevel=unit,
+                    sources=all_sources,
+                    hdl_toplevel=top,
                     build_dir=build_dir,
                     build_args=build_args,
                     timescale=_TIMESCALE,
@@ -288,7 +303,7 @@ def build_unit(unit: str, sim: str | None = None, *, waves: bool | None = None) 
                     log_file=log,
                 )
             except (RuntimeError, SystemExit, OSError) as exc:
-                raise CosimFailure(f"building {unit} with {sim} failed ({exc}); log {log}:\n"
+                raise CosimFailure(f"building {top} with {sim} failed ({exc}); log {log}:\n"
                                    f"{_tail(log)}") from exc
         done.write_text(options)
     return runner, build_dir, time.perf_counter() - t0
@@ -328,6 +343,9 @@ def run_cosim(
     check: bool = True,
     record: bool | None = None,
     min_vectors: int = 1,
+    toplevel: str | None = None,
+    sources: Sequence[Path] = (),
+    build_args: Sequence[str] = (),
 ) -> CosimResult:
     """Build ``unit`` and run the cocotb testbench module ``test_module`` on it.
 
@@ -363,6 +381,8 @@ def run_cosim(
     min_vectors : int
         A run that checked fewer vectors did not pass (default 1: zero vectors check nothing;
         0 only for a testbench that checks no vectors, such as ``cosim.tb_env``).
+    toplevel, sources, build_args : optional
+        A wrapper around the unit as the simulation toplevel (see :func:`build_unit`).
     """
     sim = sim or default_sim()
     if sim not in SIMULATORS:
@@ -379,7 +399,8 @@ def run_cosim(
     if unit not in UNITS:
         load_units()
     factory = UNITS.get(unit)
-    runner, build_dir, build_s = build_unit(unit, sim, waves=waves)
+    runner, build_dir, build_s = build_unit(unit, sim, waves=waves, toplevel=toplevel,
+                                            sources=sources, build_args=build_args)
 
     root = sim_root()
     # Mutant runs fail on purpose: their JUnit files stay out of build/sim/*.xml.
@@ -422,7 +443,7 @@ def run_cosim(
         try:
             runner.test(
                 test_module=test_module,
-                hdl_toplevel=unit,
+                hdl_toplevel=toplevel or unit,
                 hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=run_dir,

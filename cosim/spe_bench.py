@@ -4,7 +4,9 @@
 
 Random idle gaps with junk on the idle data ports; every output bit and every output's cycle
 (the unit's ``latency``) checked. Operations come in batches from
-:func:`cosim.spe_vectors.make_ops` (the first batch cycles through every operation class);
+:func:`cosim.spe_vectors.make_ops` (the first batch cycles through every operation class; for MX8 it is the state-update
+class enumeration of :mod:`cosim.coverage`, and the operand classes of every batch are
+counted into the counters' ``coverage`` table);
 each batch's expected outputs come from one call
 of the port-level golden model :func:`quant.spe_slice.reference`, which also models the
 unit's PRBS31 generators (one per rounding site, reset to the unit's ``seeds``) for the
@@ -28,6 +30,7 @@ import torch
 from quant.rng import SPERandom
 from quant.spe_slice import reference, slice_ports
 
+from .coverage import Coverage, enumerate_update, label_update
 from .spe_vectors import make_ops
 from .stream import StreamPlan, gaps, junk_pool, port_widths
 
@@ -90,10 +93,15 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     inputs: dict[str, list[int]] = {p: [] for p in ("s", "d", "k", "v")}
     expected: list[int] = []
     batches = []
+    coverage = Coverage("update") if fmt == "mx8" else None
     while len(expected) < vectors:
-        size = min(FIRST if not batches else BATCH, vectors - len(expected))
-        ops = make_ops(fmt, size, gen)
+        # MX8: the state-update class enumeration first (cosim.coverage), counted
+        first = len(enumerate_update()[0]) if fmt == "mx8" else FIRST
+        size = min(first if not batches else BATCH, vectors - len(expected))
+        ops = make_ops(fmt, size, gen, directed=fmt == "mx8" and not batches)
         batches.append(ops)
+        if coverage is not None:
+            coverage.add(label_update(ops.s, ops.d, ops.k, ops.v))
         expected += [int(w) for w in model(ops.s, ops.d, ops.k, ops.v)]
         for p in inputs:
             inputs[p] += [int(w) for w in getattr(ops, p)]
@@ -101,6 +109,8 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     g = gaps(nrng, vectors, idle)
     junk, pick = junk_pool(nrng, widths, tuple(inputs), int(g.sum()))
     info = {"format": fmt, "rounding": rounding}
+    if coverage is not None:
+        info["coverage"] = coverage.table()
     if unit.seeds is not None:
         info["lfsr_seeds"] = dict(unit.seeds)
     return StreamPlan(inputs=inputs, outputs={"s": expected}, widths=widths,

@@ -185,10 +185,23 @@ def _int8_ops(gen, cls) -> tuple[list[int], ...]:
 
 
 def make_ops(fmt: str, n: int, gen: np.random.Generator, *,
-             classes: tuple[str, ...] | None = None) -> Ops:
+             classes: tuple[str, ...] | None = None, directed: bool = False) -> Ops:
     """``n`` operations of the slice in format ``fmt`` (classes drawn uniformly from
-    ``classes``, default all of :data:`CLASSES`; ``classes`` in order, cyclically, when
-    ``directed``)."""
+    ``classes``, default all of :data:`CLASSES`). ``directed`` (MX8 only): the state-update
+    enumeration of :func:`cosim.coverage.enumerate_update` first (class ``enumerated``; every
+    operand class of the two products), then random operations."""
+    if directed:
+        if fmt != "mx8":
+            raise ValueError(f"directed operations exist for mx8 only, not {fmt!r}")
+        from .coverage import enumerate_update
+
+        s, d, k, v = (w[:n] for w in enumerate_update())
+        head = Ops(s, d, k, v, ["enumerated"] * len(s))
+        if len(head) == n:
+            return head
+        tail = make_ops(fmt, n - len(head), gen, classes=classes)
+        return Ops(head.s + tail.s, head.d + tail.d, head.k + tail.k, head.v + tail.v,
+                   head.cls + tail.cls)
     pool = CLASSES if classes is None else classes
     unknown = [c for c in pool if c not in CLASSES]
     if unknown:
