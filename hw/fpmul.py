@@ -15,8 +15,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
-from quant.fparith import FloatFormat, get_format
-from quant.spe import RBITS
+from quant.constants import RBITS
+from quant.fpformat import FloatFormat, get_format
 
 __all__ = ["FPMul", "float_layout", "check_params", "Operand", "decode_operand", "round_pack"]
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from quant.mx8 import EXP_NAN, MAG_BITS
-from quant.rng import DEFAULT_SITE_SEEDS
-from quant.spe import ADD_FRAC_BITS
+from quant.constants import (ADD_FRAC_BITS, DEFAULT_SITE_SEEDS, EXP_NAN, GROUP,
+                             GROUPS_PER_COLUMN, LANES, MAG_BITS, PAIRS)
 
 from .export import register_unit
 from .mx8_layout import mx_subchunk_layout
@@ -31,10 +30,7 @@ from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxAdd"]
 
-GROUPS = 2
-GROUP = 16
-PAIRS = GROUP // 2
-LANES = GROUPS * GROUP
+GROUPS = GROUPS_PER_COLUMN
 ALIGN_BITS = MAG_BITS + ADD_FRAC_BITS  # 14: an aligned addend
 SUM_BITS = ALIGN_BITS + 1  # 15: |a + b| < 2**15
 #: Bias of the rounding shift: ``8 + sh`` goes down to -6 (``sh = -14``).

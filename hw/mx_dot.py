@@ -19,16 +19,15 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.mx8 import EXP_NAN, MAG_BITS
-from quant.spe import DOT_GUARD_BITS, DOT_X_NAN, DOT_Y_BITS
+from quant.constants import (DOT_GUARD_BITS, DOT_X_NAN, DOT_Y_BITS, EXP_NAN, GROUP,
+                             GROUPS_PER_COLUMN, MAG_BITS)
 
 from .export import register_unit
 from .mx8_layout import mx_subchunk_layout
 
 __all__ = ["MxDot", "dot_out_layout"]
 
-GROUPS = 2
-GROUP = 16
+GROUPS = GROUPS_PER_COLUMN
 TERM_BITS = 2 * MAG_BITS + 2  # 14: (ma*mb) << 2 at most
 ACC_BITS = TERM_BITS + 4 + 1  # 19: signed sum of 16 terms
 X_BITS = 9

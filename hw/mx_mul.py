@@ -19,8 +19,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
-from quant.mx8 import BIAS, EXP_NAN, MAG_BITS
-from quant.rng import DEFAULT_SITE_SEEDS
+from quant.constants import (BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, GROUP, GROUPS_PER_COLUMN, LANES,
+                             MAG_BITS, PAIRS)
 
 from .export import register_unit
 from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
@@ -28,10 +28,7 @@ from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxMul"]
 
-GROUPS = 2
-GROUP = 16
-PAIRS = GROUP // 2
-LANES = GROUPS * GROUP
+GROUPS = GROUPS_PER_COLUMN
 PROD_BITS = 2 * MAG_BITS + 1  # half units: 13 bits
 
 

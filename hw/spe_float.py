@@ -33,12 +33,10 @@ from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import SR_BITS, FPMul, check_params
 from hw.lfsr import LFSR, check_site_seeds
-from quant.fparith import FloatFormat
+from quant.constants import LANES
+from quant.fpformat import FloatFormat
 
 __all__ = ["SpeFloat", "check_slice_params"]
-
-#: Lanes of a registered slice (one sub-chunk of 32 values).
-LANES = 32
 
 
 def check_slice_params(rounding, seeds) -> dict[str, int] | None:

@@ -28,7 +28,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.spe import RBITS
+from quant.constants import LANES, RBITS
 
 from .export import register_unit
 from .mx8_layout import mx_scalar_layout, mx_subchunk_layout
@@ -38,9 +38,6 @@ from .spe_float import check_slice_params
 from .sround import check_renorm
 
 __all__ = ["SpeMx8"]
-
-#: Values per sub-chunk.
-LANES = 32
 
 
 class SpeMx8(wiring.Component):
