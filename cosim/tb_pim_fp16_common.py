@@ -17,7 +17,7 @@ import cocotb
 from quant.fp16_pim import LANES
 
 from .pim_fp16_bench import PimFp16Bench, Sample
-from .spu_timing import BUILD_TIMING, write_unit_timing
+from sysmodel.measured import BUILD_TIMING, write_unit_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
 
@@ -41,7 +41,7 @@ class CocotbPimIo(BankUnitIo):
 
 async def run_unit(dut, name: str) -> dict:
     """Run the baseline bench on the toplevel ``<name>_sim`` and record the timing of
-    ``name`` (a key of :data:`cosim.spu_timing.BASELINE_UNITS`)."""
+    ``name`` (a key of :data:`sysmodel.measured.BASELINE_UNITS`)."""
     log, sim_unit, rng, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
     bench = PimFp16Bench(CocotbPimIo(dut, unit.banks), unit=unit, rng=rng, vectors=vectors,

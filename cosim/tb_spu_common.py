@@ -17,7 +17,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .spu_bench import Sample, SpuBench, workload_size
 from .spu_model import make_workload
-from .spu_timing import BUILD_TIMING, write_timing
+from sysmodel.measured import BUILD_TIMING, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
 __all__ = ["CocotbSpuIo", "run_mode"]
