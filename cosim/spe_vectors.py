@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from quant import mx8
+from quant.constants import LANES
 from quant.fparith import get_format
 from quant.spe_slice import slice_ports
 
 __all__ = ["CLASSES", "Ops", "make_ops"]
 
 CLASSES = ("raw", "typical", "cancel", "special", "wide")
-LANES = 32
 
 
 @dataclass

@@ -29,7 +29,7 @@ async def random_stream(dut):
     unit = unit_of(dut)
     rng = make_rng()
     model = select_model(MODELS)(acc_width=unit.acc_width)
-    bench = StreamBench(dut, in_type=MacIn, out_type=MacOut, model=model, latency=unit.stages,
+    bench = StreamBench(dut, in_type=MacIn, out_type=MacOut, model=model, latency=unit.latency,
                         rng=rng)
     vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
     await bench.run(stimulus(rng, vectors, unit.width, unit.acc_width))

@@ -198,9 +198,14 @@ class FloatOpBase(wiring.Component):
         return self._sr_bits
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages: the output register when ``latency`` is 1, else none."""
+        return ("out",) if self._latency else ()
+
+    @property
     def latency(self) -> int:
-        """Cycles from operands to result (0: combinational)."""
-        return self._latency
+        """Cycles from operands to result (0: combinational): one per stage."""
+        return len(self.stages)
 
 
 
@@ -263,7 +268,7 @@ class FPMul(FloatOpBase):
         with m.Else():
             m.d.comb += result.eq(finite)
 
-        if self._latency:
+        if self.stages:                 # the output register of the stage list
             m.d.sync += self.o.eq(result)
         else:
             m.d.comb += self.o.eq(result)

@@ -177,10 +177,14 @@ class SpeInt8(wiring.Component):
         return SR_BITS if self._rounding == "sr" else 1
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages, :data:`STAGES` (``elaborate`` builds one valid register each)."""
+        return STAGES
+
+    @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid``: one per entry of
-        :data:`STAGES`."""
-        return len(STAGES)
+        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
+        return len(self.stages)
 
     # -----------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ register inserted only when it is needed to make ``read_to_write`` odd (with the
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
 attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
-in :data:`quant.spe.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
+in :data:`quant.constants.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
 partial ``c mod P``, so that the adder loop covers its latency at one COMP per iteration; after
 the last COMP of a row pair the partials of each bank are folded into partial 0 in the drain,
 in the order :func:`quant.spe.attention_attend` specifies).
@@ -40,7 +40,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-from quant.constants import ATTEND_PARTIALS, ATTEND_ROW, BANKS, GROUP, MODES, Mode, Reg
+from quant.constants import (ADDR_BITS, ATTEND_PARTIALS, ATTEND_ROW, BANKS, GROUP, MODES, Mode,
+                             Reg)
 
 from .export import register_unit
 from .lfsr import check_rbits, check_site_seeds
@@ -87,7 +88,7 @@ class Spu(wiring.Component):
         Renormalization policy of the multipliers and the adder.
     seeds : dict, optional
         Reset values of the three site generators (``mul_decay``, ``mul_outer``, ``add``);
-        default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
+        default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
 
     Members
     -------
@@ -136,7 +137,7 @@ class Spu(wiring.Component):
                              f"({ATTEND_PARTIALS})")
         super().__init__({
             "i_cmd": In(Cmd),
-            "i_addr": In(8),
+            "i_addr": In(ADDR_BITS),
             "i_data": In(COLUMN_BITS),
             "o_comp_ready": Out(1),
             "o_busy": Out(1),
@@ -175,7 +176,8 @@ class Spu(wiring.Component):
 
     @property
     def attend_partials(self) -> int:
-        """Partial accumulators per bank in attend mode (:data:`quant.spe.ATTEND_PARTIALS`)."""
+        """Partial accumulators per bank in attend mode
+        (:data:`quant.constants.ATTEND_PARTIALS`)."""
         return ATTEND_PARTIALS
 
     @property
@@ -197,16 +199,33 @@ class Spu(wiring.Component):
         return 0 if p == 1 else (p - 2) * self._add.latency + BANKS
 
     @property
-    def latency(self) -> dict[str, int]:
-        """Pipeline depth per mode: SPU cycles from a COMP (cycle 0) until everything it
-        produces is done and readable (results by RESULT_READ, write-backs in the bank), when
-        the pipeline drains (after a last COMP)."""
-        m, a, d = self._mul_decay.latency, self._add.latency, self._dot.latency
-        fold = 0 if self.fold_iterations == 0 else self.fold_iterations - 1 + a
-        return {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1,
-                "attend": 1 + m + a + 1 + fold}
+    def mode_stages(self) -> dict[str, tuple[str, ...]]:
+        """Per mode, the stages (SPU cycles) from a COMP to the last thing it produces, in
+        order: ``F`` (fetch), the units' own stages (``M.*`` multipliers, ``A.*`` adder,
+        ``D.*`` dot product), ``R`` (the result memory or, in attend mode, the partial
+        written), then in attend mode the fold after the row pair (``fold<k>``: the steps
+        entering the adder one per iteration, then the last step through the adder,
+        ``fold.A.*``)."""
+        mul = tuple(f"M.{s}" for s in self._mul_decay.stages)
+        add = tuple(f"A.{s}" for s in self._add.stages)
+        dot = tuple(f"D.{s}" for s in self._dot.stages)
+        fold = () if self.fold_iterations == 0 else (
+            tuple(f"fold{k}" for k in range(self.fold_iterations - 1))
+            + tuple(f"fold.A.{s}" for s in self._add.stages))
+        return {"state_update": ("F", *mul, *add, *dot, "R"), "score": ("F", *dot, "R"),
+                "attend": ("F", *mul, *add, "R", *fold)}
 
-    stages = latency
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages of the state update (the mode with every unit; :attr:`mode_stages`)."""
+        return self.mode_stages["state_update"]
+
+    @property
+    def latency(self) -> dict[str, int]:
+        """Pipeline depth per mode, the number of its :attr:`mode_stages`: SPU cycles from a
+        COMP (cycle 0) until everything it produces is done and readable (results by
+        RESULT_READ, write-backs in the bank), when the pipeline drains (after a last COMP)."""
+        return {mode: len(stages) for mode, stages in self.mode_stages.items()}
 
     @property
     def comps_per_row_pair(self) -> int:

@@ -19,7 +19,7 @@ A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
 ``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
 (top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
-written by ``cosim/spu_timing.py``; see docs/baselines.md) give the ``state_update`` timing of
+written by :mod:`sysmodel.measured`; see docs/baselines.md) give the ``state_update`` timing of
 the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
 the other keys by name.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from quant.constants import MODES, TIMING_KEYS
+from quant.constants import COLUMN_BITS, MODES, TIMING_KEYS
 
 from .config import CONFIG_DIR, ConfigError, Section, load_yaml
 from .measured import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
@@ -54,7 +54,7 @@ RTL_BASELINES = {"timemux_fp16_naive": "shared_time_multiplexed_fp16",
                  "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
 #: HBM-PIM PCU units of the timing file (their key is also their timing unit) and the keys of
 #: one mode's entry: :data:`PCU_UNITS`, :data:`PCU_MODE_KEYS`, from the writer
-#: (cosim/spu_timing.py).
+#: (sysmodel/measured).
 TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
                 "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst", "CL", "CWL", "tWTR_L",
                 "tRPRE")
@@ -63,7 +63,7 @@ REFRESH_RULES = ("postponed", "window")
 #: JEDEC's limit on postponed all-bank refreshes (docs/sysmodel.md, "Refresh").
 MAX_POSTPONED_LIMIT = 8
 #: A PCU processes one 256-bit DRAM column (its lanes x the format's bits) per command.
-PCU_COLUMN_BITS = 256
+PCU_COLUMN_BITS = COLUMN_BITS
 #: How chunk rows are dealt to banks (see sysmodel.pim.deal).
 DEALING_RULES = ("rows", "groups")
 #: Whether a PCU program's switches between bank reads and writes pay the DRAM read/write

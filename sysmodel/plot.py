@@ -1,7 +1,8 @@
 """Plots of sweep tables: normalised grouped or stacked bars, one panel per batch size.
 
-Reads rows as written by :mod:`sysmodel.sweep` (:mod:`sysmodel.grid`) (never re-runs the model). Each bar is
-normalised to the grid's baseline system for the same model, GPU, GPU count and batch size.
+Reads rows as written by :mod:`sysmodel.sweep` (tables of :mod:`sysmodel.grid`; never re-runs
+the model). Each bar is normalised to the grid's baseline system for the same model, GPU, GPU
+count and batch size.
 A point that does not fit in the GPUs' memory (``fits_memory`` 0) is drawn hatched; the
 geometric-mean bar covers only the points where the system and the baseline both fit, and its
 label says how many of them there are.
