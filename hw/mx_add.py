@@ -93,7 +93,8 @@ class MxAdd(Staged, MxRoundingUnit, wiring.Component):
             return Signal(shape, name=name, reset_less=True)
 
         # ---- stage 1: exponent compare, alignment shifts ----------------------------------
-        s1_valid, s2_valid, s3_valid = self.stage_valids()  # s4's valid register is o_valid
+        # s4's valid register is o_valid; unnamed registers, as before (the same Verilog)
+        s1_valid, s2_valid, s3_valid = self.stage_valids(named=False)
         s1_stoch = Signal()
         s1_rand = Signal(lanes, reset_less=True)
         s1_emax = [sig(f"s1_emax{g}", 8) for g in range(GROUPS)]

@@ -31,8 +31,11 @@ class Staged:
         """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
         return len(self.stages)
 
-    def stage_valids(self) -> list[Signal]:
+    def stage_valids(self, *, named: bool = True) -> list[Signal]:
         """The valid registers ``<stage>_valid`` of every stage but the last (the last one's
         is, or drives, ``o_valid``), to be unpacked by ``elaborate``: a stage list that does not
-        match the pipeline built fails there."""
+        match the pipeline built fails there. ``named=False`` leaves them unnamed (Amaranth's
+        ``$signal``), as a unit whose Verilog predates this helper had them."""
+        if not named:
+            return [Signal() for _ in self.stages[:-1]]
         return [Signal(name=f"{name}_valid") for name in self.stages[:-1]]
