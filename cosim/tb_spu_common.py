@@ -17,7 +17,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .spu_bench import Sample, SpuBench, workload_size
 from .spu_model import make_workload
-from sysmodel.measured import BUILD_TIMING, write_timing
+from sysmodel.measured import BUILD_TIMING, TIMING_KEYS, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result, port_unsigned as _u
 
 __all__ = ["CocotbSpuIo", "run_mode"]
@@ -87,8 +87,7 @@ async def run_mode(dut, mode: str) -> dict:
              res["cycles"], res["cycles_per_s"], timing)
     target = os.environ.get("SPU_TIMING_FILE", "").strip() or str(BUILD_TIMING)
     if not bench.mismatches and target != "-" and mutant is None:
-        entry = {k: timing[k] for k in ("pipeline_depth", "spu_cycles_per_comp",
-                                        "comps_per_row_pair", "utilization")}
+        entry = {k: timing[k] for k in TIMING_KEYS if k != "vectors_checked"}
         entry["vectors_checked"] = res["vectors"]
         write_timing(mode, entry, target, writeback_delay=timing.get("writeback_delay"))
     assert not bench.mismatches, f"{len(bench.mismatches)} mismatches, first: " \
