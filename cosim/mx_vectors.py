@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from quant.constants import GROUPS_PER_COLUMN, LANES
 from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, to_words
 from quant.mx8 import scalar_from_words as unpack_scalars  # noqa: F401 (re-exported)
 from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported)
@@ -50,8 +51,7 @@ CLASSES = ("random", "zero", "exp_diff", "mu", "saturate", "cancel", "extreme_ex
 DRAWN = CLASSES[:-1]
 #: Unit kinds: the operation of the golden model each one checks.
 KINDS = ("mul", "mul_scalar", "add", "dot")
-GROUPS = 2
-LANES = GROUPS * GROUP
+GROUPS = GROUPS_PER_COLUMN
 
 
 @dataclass

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.pim_fp16_if import LANES, PimCmd, PimReg, comp_addr, reg_addr
+from quant.constants import COLUMNS
 from quant.fp16_pim import state_update_fp16, subchunk_update_fp16
 from quant.fparith import ref_add, ref_mul
 
 __all__ = ["Sample", "PimFp16Bench", "MUTANTS", "random_fp16"]
 
-COLUMNS = 32
 _log = logging.getLogger("cosim.pim_fp16")
 
 

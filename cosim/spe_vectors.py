@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from quant import mx8
+from quant.constants import LANES
 from quant.fparith import get_format
 from quant.spe_slice import slice_ports
 
 __all__ = ["CLASSES", "Ops", "make_ops"]
 
 CLASSES = ("raw", "typical", "cancel", "special", "wide")
-LANES = 32
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _values(gen, cls: np.ndarray, spread: float, wide: float):
 def _float_bits(x: np.ndarray, fmt) -> np.ndarray:
     """Encodings of ``x`` (clamped to the finite range, NaN kept) in ``fmt``."""
     mx = fmt.max_finite
-    t = torch.from_numpy(np.where(np.isfinite(x), np.clip(x, -mx, mx), x)).to(fmt.torch)
+    t = torch.from_numpy(np.where(np.isfinite(x), np.clip(x, -mx, mx), x)).to(getattr(torch, fmt.torch_dtype))
     raw = t.view(torch.uint8 if fmt.width == 8 else torch.int16)
     return raw.numpy().astype(np.int64) & ((1 << fmt.width) - 1)
 

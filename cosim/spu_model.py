@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES
 from quant.mx8 import GROUP, MX8, MX8Scalar, encode, from_words, to_words
 from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
 from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attention_score,
@@ -29,9 +30,8 @@ from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attent
 __all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource",
            "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
 
-COLUMNS = 32       # sub-chunks per row
-SUB = 32           # values per sub-chunk
-GPW = 2            # groups per 256-bit word
+SUB = LANES        # values per sub-chunk
+GPW = GROUPS_PER_COLUMN  # groups per 256-bit word
 
 
 def comp_order(columns: int = COLUMNS) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from quant.hbmpim_programs import LANES, MODES
 
 from .hbmpim_pcu_bench import PcuBench, Sample
 from .replay import RecordingIo, save
-from .spu_timing import BUILD_TIMING, write_pcu_timing
+from sysmodel.measured import BUILD_TIMING, write_pcu_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
 
@@ -40,7 +40,7 @@ class CocotbPcuIo(BankUnitIo):
 
 async def run_unit(dut, name: str) -> dict:
     """Run the PCU bench on the toplevel ``<name>_sim`` and record the timing of ``name``
-    (a key of :data:`cosim.spu_timing.PCU_UNITS`)."""
+    (a key of :data:`sysmodel.measured.PCU_UNITS`)."""
     log, sim_unit, seed, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
     idle = env_float("COSIM_IDLE", 0.2)

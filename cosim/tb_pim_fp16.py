@@ -19,7 +19,7 @@ from quant.fp16_pim import LANES
 
 from .pim_fp16_bench import PimFp16Bench, Sample
 from .replay import RecordingIo, save
-from .spu_timing import BUILD_TIMING, write_unit_timing
+from sysmodel.measured import BUILD_TIMING, write_unit_timing
 from .tb import env_float, port_unsigned as _u, write_result
 from .tb_bank_unit import BankUnitIo, start_bank_unit
 
@@ -43,7 +43,7 @@ class CocotbPimIo(BankUnitIo):
 
 async def run_unit(dut, name: str) -> dict:
     """Run the baseline bench on the toplevel ``<name>_sim`` and record the timing of
-    ``name`` (a key of :data:`cosim.spu_timing.BASELINE_UNITS`)."""
+    ``name`` (a key of :data:`sysmodel.measured.BASELINE_UNITS`)."""
     log, sim_unit, seed, vectors, mutant = await start_bank_unit(dut, name, DEFAULT_VECTORS)
     unit = sim_unit.unit
     idle = env_float("COSIM_IDLE", 0.2)

@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from .replay import RecordingIo, save
 from .spu_bench import Sample, make_bench
-from .spu_timing import BUILD_TIMING, write_timing
+from sysmodel.measured import BUILD_TIMING, TIMING_KEYS, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result
 
 __all__ = ["MODES", "CocotbSpuIo", "run_mode", "spu"]
@@ -102,8 +102,7 @@ async def run_mode(dut, mode: str) -> dict:
              res["cycles"], res["cycles_per_s"], timing)
     target = os.environ.get("SPU_TIMING_FILE", "").strip() or str(BUILD_TIMING)
     if not bench.mismatches and target != "-" and mutant is None:
-        entry = {k: timing[k] for k in ("pipeline_depth", "spu_cycles_per_comp",
-                                        "comps_per_row_pair", "utilization")}
+        entry = {k: timing[k] for k in TIMING_KEYS if k != "vectors_checked"}
         entry["vectors_checked"] = res["vectors"]
         write_timing(mode, entry, target, writeback_delay=timing.get("writeback_delay"))
     trace = os.environ.get("COSIM_TRACE_FILE", "").strip()

@@ -2,7 +2,10 @@
 
 Usage::
 
-    python -m hw.export --out build/verilog [--unit NAME ...] [--list]
+    python -m hw.export --out build/verilog [--unit NAME ...] [--list] [--hashes]
+
+``--hashes`` prints the SHA-256 of each unit's Verilog text (``sha256sum`` format, nothing
+written): a refactoring that must not change the RTL compares these before and after.
 
 A *unit* is a named, fully parameterised component: ``UNITS[name]`` is a zero-argument factory
 returning a fresh :class:`~amaranth.lib.wiring.Component`. A module of the ``hw`` package adds
@@ -40,7 +43,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 __all__ = ["TIMESCALE", "UNITS", "export_cached", "export_unit", "export_units", "load_units",
-           "main", "register_unit", "source_key", "to_verilog"]
+           "main", "register_unit", "source_key", "to_verilog", "verilog_hash"]
 
 TIMESCALE = "`timescale 1ns/1ps"
 
@@ -87,6 +90,21 @@ def to_verilog(component: wiring.Component, name: str) -> str:
     """Verilog text of ``component`` as module ``name``, with a leading timescale line."""
     text = verilog.convert(component, name=name, emit_src=False)
     return f"{TIMESCALE}\n{text}"
+
+
+def verilog_hash(name: str) -> str:
+    """SHA-256 (hex) of the Verilog text of unit ``name`` (what :func:`export_unit` writes).
+
+    Raises
+    ------
+    KeyError
+        If no unit called ``name`` is registered.
+    """
+    units = UNITS if name in UNITS else load_units()
+    if name not in units:
+        known = ", ".join(sorted(units)) or "none"
+        raise KeyError(f"Unknown unit {name!r}; registered units: {known}")
+    return hashlib.sha256(to_verilog(units[name](), name).encode()).hexdigest()
 
 
 def export_unit(name: str, out_dir: str | Path) -> Path:
@@ -172,10 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unit", action="append", metavar="NAME",
                         help="unit to export (repeatable; default: all)")
     parser.add_argument("--list", action="store_true", help="list the registered units")
+    parser.add_argument("--hashes", action="store_true",
+                        help="print the SHA-256 of each unit's Verilog (sha256sum format); "
+                             "write nothing")
     args = parser.parse_args(argv)
     if args.list:
         for name in sorted(load_units()):
             print(name)
+        return 0
+    if args.hashes:
+        try:
+            for name in sorted(load_units()) if args.unit is None else args.unit:
+                print(f"{verilog_hash(name)}  {name}.v")
+        except KeyError as exc:
+            parser.error(exc.args[0])
         return 0
     try:
         paths = export_units(args.out, args.unit)

@@ -95,7 +95,7 @@ class FPAdd(FloatOpBase):
         with m.Else():
             m.d.comb += result.eq(finite)
 
-        if self._latency:
+        if self.stages:                 # the output register of the stage list
             m.d.sync += self.o.eq(result)
         else:
             m.d.comb += self.o.eq(result)

@@ -15,8 +15,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
-from quant.fparith import FloatFormat, get_format
-from quant.spe import RBITS
+from quant.constants import RBITS
+from quant.fpformat import FloatFormat, get_format
 
 __all__ = ["FPMul", "float_layout", "check_params", "Operand", "decode_operand", "round_pack"]
 
@@ -198,9 +198,14 @@ class FloatOpBase(wiring.Component):
         return self._sr_bits
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages: the output register when ``latency`` is 1, else none."""
+        return ("out",) if self._latency else ()
+
+    @property
     def latency(self) -> int:
-        """Cycles from operands to result (0: combinational)."""
-        return self._latency
+        """Cycles from operands to result (0: combinational): one per stage."""
+        return len(self.stages)
 
 
 
@@ -263,7 +268,7 @@ class FPMul(FloatOpBase):
         with m.Else():
             m.d.comb += result.eq(finite)
 
-        if self._latency:
+        if self.stages:                 # the output register of the stage list
             m.d.sync += self.o.eq(result)
         else:
             m.d.comb += self.o.eq(result)

@@ -15,7 +15,7 @@ from amaranth.hdl import Cat, Module, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.rng import DEFAULT_SITE_SEEDS, LFSR_TAPS, LFSR_WIDTH, SITES
+from quant.constants import DEFAULT_SITE_SEEDS, LFSR_TAPS, LFSR_WIDTH, SITES
 
 from .export import register_unit
 

@@ -14,11 +14,13 @@ group exponent and pair micro-exponent attached, :class:`quant.mx8.MX8Scalar`).
 
 from __future__ import annotations
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Cat, unsigned
 from amaranth.lib import data
 
+from quant.constants import EXP_BITS, GROUP, GROUPS_PER_COLUMN, MAG_BITS
+
 __all__ = ["mx_element_layout", "mx_group_layout", "mx_subchunk_layout", "mx_scalar_layout",
-           "check_format"]
+           "mx_group_scalar", "check_format"]
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -29,8 +31,8 @@ def _check_int(name: str, value, lo: int, hi: int) -> int:
     return value
 
 
-def check_format(*, exp_bits: int = 8, mag_bits: int = 6, group: int = 16) -> tuple[int, int,
-                                                                                      int]:
+def check_format(*, exp_bits: int = EXP_BITS, mag_bits: int = MAG_BITS,
+                 group: int = GROUP) -> tuple[int, int, int]:
     """Validate the format parameters; return ``(exp_bits, mag_bits, group)``.
 
     Raises
@@ -49,14 +51,14 @@ def check_format(*, exp_bits: int = 8, mag_bits: int = 6, group: int = 16) -> tu
     return exp_bits, mag_bits, group
 
 
-def mx_element_layout(*, mag_bits: int = 6) -> data.StructLayout:
+def mx_element_layout(*, mag_bits: int = MAG_BITS) -> data.StructLayout:
     """One value: ``mag`` (unsigned magnitude, LSBs) then ``sign``."""
     check_format(mag_bits=mag_bits)
     return data.StructLayout({"mag": unsigned(mag_bits), "sign": unsigned(1)})
 
 
-def mx_group_layout(*, exp_bits: int = 8, mag_bits: int = 6,
-                    group: int = 16) -> data.StructLayout:
+def mx_group_layout(*, exp_bits: int = EXP_BITS, mag_bits: int = MAG_BITS,
+                    group: int = GROUP) -> data.StructLayout:
     """One group: shared exponent ``exp``, per-pair micro-exponents ``mu`` (an array of
     ``group // 2`` bits), then ``elems`` (an array of ``group`` :func:`mx_element_layout`)."""
     check_format(exp_bits=exp_bits, mag_bits=mag_bits, group=group)
@@ -67,8 +69,8 @@ def mx_group_layout(*, exp_bits: int = 8, mag_bits: int = 6,
     })
 
 
-def mx_subchunk_layout(*, groups: int = 2, exp_bits: int = 8, mag_bits: int = 6,
-                       group: int = 16) -> data.ArrayLayout:
+def mx_subchunk_layout(*, groups: int = GROUPS_PER_COLUMN, exp_bits: int = EXP_BITS,
+                       mag_bits: int = MAG_BITS, group: int = GROUP) -> data.ArrayLayout:
     """``groups`` consecutive groups, group 0 in the LSBs (one 256-bit DRAM column with the
     defaults)."""
     _check_int("groups", groups, 1, 64)
@@ -76,8 +78,20 @@ def mx_subchunk_layout(*, groups: int = 2, exp_bits: int = 8, mag_bits: int = 6,
                             groups)
 
 
-def mx_scalar_layout(*, exp_bits: int = 8, mag_bits: int = 6) -> data.StructLayout:
+def mx_scalar_layout(*, exp_bits: int = EXP_BITS, mag_bits: int = MAG_BITS) -> data.StructLayout:
     """A broadcast scalar: ``exp``, ``mu`` (its pair's micro-exponent), ``mag``, ``sign``."""
     check_format(exp_bits=exp_bits, mag_bits=mag_bits)
     return data.StructLayout({"exp": unsigned(exp_bits), "mu": unsigned(1),
                               "mag": unsigned(mag_bits), "sign": unsigned(1)})
+
+
+def mx_group_scalar(group: data.View, i: int) -> data.View:
+    """Value ``i`` of a group view as a :func:`mx_scalar_layout` view: its magnitude and sign
+    with the group's exponent and its pair's micro-exponent (the broadcast operand of
+    :class:`hw.mx_mul.MxMul`)."""
+    lay = mx_scalar_layout(exp_bits=len(group.exp), mag_bits=len(group.elems[i].mag))
+    field = {"exp": group.exp, "mu": group.mu[i // 2], "mag": group.elems[i].mag,
+             "sign": group.elems[i].sign}
+    # the fields in the layout's bit order (LSB first)
+    return data.View(lay, Cat(*(field[name] for name, _ in sorted(
+        lay, key=lambda item: item[1].offset))))

@@ -21,20 +21,17 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from quant.mx8 import EXP_NAN, MAG_BITS
-from quant.rng import DEFAULT_SITE_SEEDS
-from quant.spe import ADD_FRAC_BITS
+from quant.constants import (ADD_FRAC_BITS, DEFAULT_SITE_SEEDS, EXP_NAN, GROUP,
+                             GROUPS_PER_COLUMN, LANES, MAG_BITS, PAIRS)
 
 from .export import register_unit
 from .mx8_layout import mx_subchunk_layout
+from .pipeline import Staged
 from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxAdd"]
 
-GROUPS = 2
-GROUP = 16
-PAIRS = GROUP // 2
-LANES = GROUPS * GROUP
+GROUPS = GROUPS_PER_COLUMN
 ALIGN_BITS = MAG_BITS + ADD_FRAC_BITS  # 14: an aligned addend
 SUM_BITS = ALIGN_BITS + 1  # 15: |a + b| < 2**15
 #: Bias of the rounding shift: ``8 + sh`` goes down to -6 (``sh = -14``).
@@ -42,7 +39,7 @@ SHIFT_BIAS = ALIGN_BITS - ADD_FRAC_BITS
 _MUTANTS = (None, "align_off_by_one")
 
 
-class MxAdd(MxRoundingUnit, wiring.Component):
+class MxAdd(Staged, MxRoundingUnit, wiring.Component):
     """Pipelined MX8 adder of two 32-value sub-chunks (two groups each).
 
     Parameters
@@ -71,6 +68,9 @@ class MxAdd(MxRoundingUnit, wiring.Component):
         The sum.
     """
 
+    #: Register stages (module docstring); :attr:`latency` is their number.
+    STAGES = ("s1", "s2", "s3", "s4")
+
     def __init__(self, *, rbits: int = 8, renorm: str = "lod",
                  seed: int | None = DEFAULT_SITE_SEEDS["add"], _mutant: str | None = None):
         if _mutant not in _MUTANTS:  # test hook: a deliberately broken adder
@@ -84,13 +84,6 @@ class MxAdd(MxRoundingUnit, wiring.Component):
         """The golden-model operation this unit computes (:data:`cosim.mx_vectors.KINDS`)."""
         return "add"
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid`` (register stages)."""
-        return 4
-
-    stages = latency
-
     def elaborate(self, platform):
         m = Module()
         rbits = self._rbits
@@ -100,7 +93,9 @@ class MxAdd(MxRoundingUnit, wiring.Component):
             return Signal(shape, name=name, reset_less=True)
 
         # ---- stage 1: exponent compare, alignment shifts ----------------------------------
-        s1_valid, s1_stoch = Signal(), Signal()
+        # s4's valid register is o_valid; unnamed registers, as before (the same Verilog)
+        s1_valid, s2_valid, s3_valid = self.stage_valids(named=False)
+        s1_stoch = Signal()
         s1_rand = Signal(lanes, reset_less=True)
         s1_emax = [sig(f"s1_emax{g}", 8) for g in range(GROUPS)]
         s1_nan = [sig(f"s1_nan{g}") for g in range(GROUPS)]
@@ -133,7 +128,7 @@ class MxAdd(MxRoundingUnit, wiring.Component):
                     ]
 
         # ---- stage 2: signed addition, sign and magnitude ---------------------------------
-        s2_valid, s2_stoch = Signal(), Signal()
+        s2_stoch = Signal()
         s2_rand = Signal(lanes, reset_less=True)
         s2_emax = [sig(f"s2_emax{g}", 8) for g in range(GROUPS)]
         s2_nan = [sig(f"s2_nan{g}") for g in range(GROUPS)]
@@ -152,7 +147,7 @@ class MxAdd(MxRoundingUnit, wiring.Component):
                 ]
 
         # ---- stage 3: renormalization shift, result exponent, overflow ---------------------
-        s3_valid, s3_stoch = Signal(), Signal()
+        s3_stoch = Signal()
         s3_rand = Signal(lanes, reset_less=True)
         s3_v = [[sig(f"s3_v{g}_{i}", SUM_BITS) for i in range(GROUP)] for g in range(GROUPS)]
         s3_neg = [sig(f"s3_neg{g}", GROUP) for g in range(GROUPS)]

@@ -19,16 +19,16 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.mx8 import EXP_NAN, MAG_BITS
-from quant.spe import DOT_GUARD_BITS, DOT_X_NAN, DOT_Y_BITS
+from quant.constants import (DOT_GUARD_BITS, DOT_X_NAN, DOT_Y_BITS, EXP_NAN, GROUP,
+                             GROUPS_PER_COLUMN, MAG_BITS)
 
 from .export import register_unit
 from .mx8_layout import mx_subchunk_layout
+from .pipeline import Staged
 
 __all__ = ["MxDot", "dot_out_layout"]
 
-GROUPS = 2
-GROUP = 16
+GROUPS = GROUPS_PER_COLUMN
 TERM_BITS = 2 * MAG_BITS + 2  # 14: (ma*mb) << 2 at most
 ACC_BITS = TERM_BITS + 4 + 1  # 19: signed sum of 16 terms
 X_BITS = 9
@@ -42,7 +42,7 @@ def dot_out_layout() -> data.StructLayout:
     return data.StructLayout({"y": signed(DOT_Y_BITS), "x": unsigned(X_BITS)})
 
 
-class MxDot(wiring.Component):
+class MxDot(Staged, wiring.Component):
     """Pipelined 32-element MX8 dot product (one sub-chunk with one sub-chunk).
 
     Members
@@ -56,6 +56,9 @@ class MxDot(wiring.Component):
     o_p : Out(dot_out_layout())
         The partial ``(Y, X)``.
     """
+
+    #: Register stages (module docstring); :attr:`latency` is their number.
+    STAGES = ("s1", "s2", "s3")
 
     def __init__(self):
         sub = mx_subchunk_layout()
@@ -72,13 +75,6 @@ class MxDot(wiring.Component):
         """The golden-model operation this unit computes (:data:`cosim.mx_vectors.KINDS`)."""
         return "dot"
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid`` (register stages)."""
-        return 3
-
-    stages = latency
-
     def elaborate(self, platform):
         m = Module()
 
@@ -86,7 +82,7 @@ class MxDot(wiring.Component):
             return Signal(shape, name=name, reset_less=True)
 
         # ---- stage 1: scaled integer products, exponent sums ------------------------------
-        s1_valid = Signal()
+        s1_valid, s2_valid = self.stage_valids()   # s3's valid register is o_valid
         s1_term = [[sig(f"s1_term{g}_{i}", TERM_BITS) for i in range(GROUP)]
                    for g in range(GROUPS)]
         s1_neg = [sig(f"s1_neg{g}", GROUP) for g in range(GROUPS)]
@@ -109,7 +105,6 @@ class MxDot(wiring.Component):
                 ]
 
         # ---- stage 2: per-group signed sums -------------------------------------------------
-        s2_valid = Signal()
         s2_acc = [sig(f"s2_acc{g}", signed(ACC_BITS)) for g in range(GROUPS)]
         s2_x = [sig(f"s2_x{g}", X_BITS) for g in range(GROUPS)]
         s2_nan = Signal(reset_less=True)

@@ -19,23 +19,21 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
-from quant.mx8 import BIAS, EXP_NAN, MAG_BITS
-from quant.rng import DEFAULT_SITE_SEEDS
+from quant.constants import (BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, GROUP, GROUPS_PER_COLUMN, LANES,
+                             MAG_BITS, PAIRS)
 
 from .export import register_unit
 from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
+from .pipeline import Staged
 from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxMul"]
 
-GROUPS = 2
-GROUP = 16
-PAIRS = GROUP // 2
-LANES = GROUPS * GROUP
+GROUPS = GROUPS_PER_COLUMN
 PROD_BITS = 2 * MAG_BITS + 1  # half units: 13 bits
 
 
-class MxMul(MxRoundingUnit, wiring.Component):
+class MxMul(Staged, MxRoundingUnit, wiring.Component):
     """Pipelined MX8 multiplier of one 32-value sub-chunk (two groups).
 
     Parameters
@@ -72,6 +70,9 @@ class MxMul(MxRoundingUnit, wiring.Component):
         The product.
     """
 
+    #: Register stages (module docstring); :attr:`latency` is their number.
+    STAGES = ("s1", "s2", "s3")
+
     def __init__(self, *, scalar: bool = False, rbits: int = 8, renorm: str = "lod",
                  seed: int | None = DEFAULT_SITE_SEEDS["mul_decay"]):
         if not isinstance(scalar, bool):
@@ -89,13 +90,6 @@ class MxMul(MxRoundingUnit, wiring.Component):
         """The golden-model operation this unit computes (:data:`cosim.mx_vectors.KINDS`)."""
         return "mul_scalar" if self._scalar else "mul"
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid`` (register stages)."""
-        return 3
-
-    stages = latency
-
     def _b_group(self, g: int):
         """Operand ``b`` as group ``g`` (the scalar expanded to a group when ``scalar``)."""
         if not self._scalar:
@@ -110,7 +104,7 @@ class MxMul(MxRoundingUnit, wiring.Component):
         lanes = rand_layout(LANES, rbits)
 
         # ---- stage 1: exponent sum, micro-exponent sum, integer products -----------------
-        s1_valid = Signal()
+        s1_valid, s2_valid = self.stage_valids()   # s3's valid register is o_valid
         s1_stoch = Signal()
         s1_rand = Signal(lanes, reset_less=True)
         s1_esum = [Signal(9, name=f"s1_esum{g}", reset_less=True) for g in range(GROUPS)]
@@ -140,7 +134,6 @@ class MxMul(MxRoundingUnit, wiring.Component):
                     ]
 
         # ---- stage 2: renormalization shift, result exponent, overflow ---------------------
-        s2_valid = Signal()
         s2_stoch = Signal()
         s2_rand = Signal(lanes, reset_less=True)
         s2_prod = [[Signal(PROD_BITS, name=f"s2_prod{g}_{i}", reset_less=True)

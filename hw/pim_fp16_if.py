@@ -26,7 +26,7 @@ from amaranth.lib import enum
 from amaranth.hdl import Signal, unsigned
 from amaranth.lib import data
 
-from quant.fp16_pim import LANES
+from quant.constants import FP16_LANES as LANES
 
 from .spu_bank import COLUMN_BITS, COLUMNS
 

@@ -33,18 +33,16 @@ from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import SR_BITS, FPMul, check_params
 from hw.lfsr import LFSR, check_site_seeds
-from quant.fparith import FloatFormat
+from quant.constants import LANES
+from quant.fpformat import FloatFormat
 
 __all__ = ["SpeFloat", "check_slice_params"]
-
-#: Lanes of a registered slice (one sub-chunk of 32 values).
-LANES = 32
 
 
 def check_slice_params(rounding, seeds) -> dict[str, int] | None:
     """Validate ``rounding`` (``"rne"`` or ``"sr"``) and ``seeds`` of an SPE slice.
 
-    Returns the seeds (site -> seed, the defaults of :data:`quant.rng.DEFAULT_SITE_SEEDS`
+    Returns the seeds (site -> seed, the defaults of :data:`quant.constants.DEFAULT_SITE_SEEDS`
     when ``None``) for ``"sr"``, ``None`` for ``"rne"``.
 
     Raises
@@ -78,7 +76,7 @@ class SpeFloat(wiring.Component):
         Rounding of every multiplier and adder.
     seeds : dict, optional
         ``rounding="sr"``: reset values of the three generators (``mul_decay``, ``mul_outer``,
-        ``add``); default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
+        ``add``); default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
 
     Members
     -------
@@ -155,9 +153,15 @@ class SpeFloat(wiring.Component):
         return None if self._seeds is None else dict(self._seeds)
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages: the multipliers' (side by side), then the adders'."""
+        return (tuple(f"mul.{s}" for s in self._decay[0].stages)
+                + tuple(f"add.{s}" for s in self._add[0].stages))
+
+    @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid`` (multiply stage + add stage)."""
-        return self._decay[0].latency + self._add[0].latency
+        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
+        return len(self.stages)
 
     def elaborate(self, platform):
         m = Module()

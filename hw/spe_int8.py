@@ -53,10 +53,18 @@ from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul, Operand, decode_operand, round_pack
 from hw.lfsr import LFSR, check_seed
-from quant.fparith import get_format
-from quant.rng import DEFAULT_SITE_SEEDS
-from quant.spe_int8 import (GROUP, NAN_SCALE, Q_BITS, Q_MAX, ROUNDINGS, SCALAR_BITS,
-                            SCALE_BITS, SCALE_C, SR_BITS, WORD_BITS)
+from quant.constants import DEFAULT_SITE_SEEDS
+from quant.constants import INT8_GROUP as GROUP
+from quant.constants import INT8_NAN_SCALE as NAN_SCALE
+from quant.constants import INT8_Q_BITS as Q_BITS
+from quant.constants import INT8_Q_MAX as Q_MAX
+from quant.constants import INT8_ROUNDINGS as ROUNDINGS
+from quant.constants import INT8_SCALAR_BITS as SCALAR_BITS
+from quant.constants import INT8_SCALE_BITS as SCALE_BITS
+from quant.constants import INT8_SCALE_C as SCALE_C
+from quant.constants import INT8_SR_BITS as SR_BITS
+from quant.constants import INT8_WORD_BITS as WORD_BITS
+from quant.fpformat import get_format
 
 __all__ = ["SpeInt8", "STAGES"]
 
@@ -169,10 +177,14 @@ class SpeInt8(wiring.Component):
         return SR_BITS if self._rounding == "sr" else 1
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages, :data:`STAGES` (``elaborate`` builds one valid register each)."""
+        return STAGES
+
+    @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid``: one per entry of
-        :data:`STAGES`."""
-        return len(STAGES)
+        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
+        return len(self.stages)
 
     # -----------------------------------------------------------------------------------------
 

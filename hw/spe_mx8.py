@@ -28,7 +28,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.spe import RBITS
+from quant.constants import LANES, RBITS
 
 from .export import register_unit
 from .mx8_layout import mx_scalar_layout, mx_subchunk_layout
@@ -38,9 +38,6 @@ from .spe_float import check_slice_params
 from .sround import check_renorm
 
 __all__ = ["SpeMx8"]
-
-#: Values per sub-chunk.
-LANES = 32
 
 
 class SpeMx8(wiring.Component):
@@ -53,7 +50,7 @@ class SpeMx8(wiring.Component):
         internal generators.
     seeds : dict, optional
         ``rounding="sr"``: reset values of the three generators (``mul_decay``, ``mul_outer``,
-        ``add``); default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
+        ``add``); default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
     renorm : {"lod", "fixed"}
         Renormalization policy of the multipliers and the adder (:class:`quant.spe.SPEConfig`).
 
@@ -121,9 +118,15 @@ class SpeMx8(wiring.Component):
         return None if self._seeds is None else dict(self._seeds)
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """The register stages: the multipliers' (side by side), then the adder's."""
+        return (tuple(f"mul.{s}" for s in self._mul_decay.stages)
+                + tuple(f"add.{s}" for s in self._add.stages))
+
+    @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid`` (multipliers + adder)."""
-        return self._mul_decay.latency + self._add.latency
+        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
+        return len(self.stages)
 
     def elaborate(self, platform):
         m = Module()

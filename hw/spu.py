@@ -22,7 +22,7 @@ register inserted only when it is needed to make ``read_to_write`` odd (with the
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
 attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
-in :data:`quant.spe.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
+in :data:`quant.constants.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
 partial ``c mod P``, so that the adder loop covers its latency at one COMP per iteration; after
 the last COMP of a row pair the partials of each bank are folded into partial 0 in the drain,
 in the order :func:`quant.spe.attention_attend` specifies).
@@ -35,29 +35,28 @@ import math
 import operator
 
 from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-from quant.spe import ATTEND_PARTIALS, ATTEND_ROW
+from quant.constants import (ADDR_BITS, ATTEND_PARTIALS, ATTEND_ROW, BANKS, GROUP, MODES, Mode,
+                             Reg)
 
 from .export import register_unit
 from .lfsr import check_rbits, check_site_seeds
-from .mx8_layout import mx_subchunk_layout
+from .mx8_layout import mx_group_scalar, mx_subchunk_layout
 from .mx_add import MxAdd
 from .mx_dot import MxDot
 from .mx_mul import MxMul
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
+from .spu_protocol import (Cmd, addr_layout, comp_addr, data_layout, mode_word, reg_addr,
+                           result_addr)
 from .sround import check_renorm
 
 __all__ = ["Cmd", "Reg", "Mode", "MODES", "BANKS", "Spu", "reg_addr", "comp_addr",
            "result_addr", "mode_word"]
 
-#: Banks sharing one SPU.
-BANKS = 2
-#: Mode names as used in the timing file (``hw/spu_timing.yaml``).
-MODES = ("state_update", "score", "attend")
 #: Copies of each bank-select register (the read bank, the bank of the operation in F, the
 #: bank of a fold step): copy ``g`` selects bits ``[g * w, (g + 1) * w)`` (``w = 256 /
 #: SELECT_COPIES``) of every 256-bit bank multiplexer it drives, so that no flip-flop drives
@@ -68,56 +67,9 @@ SELECT_COPIES = 16
 COL_COPIES = 8
 
 
-class Cmd(enum.Enum, shape=2):
-    """The command of a cycle (``i_cmd``)."""
-    NOP = 0
-    REG_WRITE = 1
-    COMP = 2
-    RESULT_READ = 3
-
-
-class Reg(enum.IntEnum):
-    """REG_WRITE targets: ``i_addr = reg << 1 | bank``."""
-    D = 0          #: decay sub-chunk of the bank's chunk group
-    Q = 1          #: query sub-chunk (state update, score)
-    K = 2          #: key sub-chunk (state update)
-    V = 3          #: v of the chunk (state update) / scores of the row (attend), one per column
-    MODE = 4       #: ``i_data[0:2]`` = :class:`Mode`, ``i_data[2]`` = stochastic rounding
-    ACC_CLEAR = 5  #: zero the bank's attend accumulator (all its partials; attend mode only)
-
-
-class Mode(enum.IntEnum):
-    STATE_UPDATE = 0
-    SCORE = 1
-    ATTEND = 2
-
-
 #: Operand registers that attend mode does not read; they hold the bank's attend partials
 #: (partial k in ``ATTEND_PARTIAL_REGS[k]``), so the partials cost no storage of their own.
 ATTEND_PARTIAL_REGS = (Reg.D, Reg.K, Reg.Q)
-
-
-def reg_addr(reg: Reg | int, bank: int) -> int:
-    """``i_addr`` of a REG_WRITE of ``reg`` for ``bank`` (0 = A, 1 = B)."""
-    return (int(reg) << 1) | (bank & 1)
-
-
-def comp_addr(last: bool) -> int:
-    """``i_addr`` of a COMP: bit 0 marks the last COMP of a row pair."""
-    return int(bool(last))
-
-
-def result_addr(bank: int, col: int) -> int:
-    """``i_addr`` of a RESULT_READ: the partial of ``(bank, col)``; in attend mode the
-    accumulator of ``bank`` (``col`` ignored)."""
-    return (bank & 1) << 5 | (col & (COLUMNS - 1))
-
-
-def mode_word(mode: Mode | str, stochastic: bool) -> int:
-    """REG_WRITE data of the MODE register."""
-    if isinstance(mode, str):
-        mode = Mode(MODES.index(mode))
-    return int(mode) | int(bool(stochastic)) << 2
 
 
 def _tag_layout() -> data.StructLayout:
@@ -136,7 +88,7 @@ class Spu(wiring.Component):
         Renormalization policy of the multipliers and the adder.
     seeds : dict, optional
         Reset values of the three site generators (``mul_decay``, ``mul_outer``, ``add``);
-        default :data:`quant.rng.DEFAULT_SITE_SEEDS`.
+        default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
 
     Members
     -------
@@ -185,7 +137,7 @@ class Spu(wiring.Component):
                              f"({ATTEND_PARTIALS})")
         super().__init__({
             "i_cmd": In(Cmd),
-            "i_addr": In(8),
+            "i_addr": In(ADDR_BITS),
             "i_data": In(COLUMN_BITS),
             "o_comp_ready": Out(1),
             "o_busy": Out(1),
@@ -224,7 +176,8 @@ class Spu(wiring.Component):
 
     @property
     def attend_partials(self) -> int:
-        """Partial accumulators per bank in attend mode (:data:`quant.spe.ATTEND_PARTIALS`)."""
+        """Partial accumulators per bank in attend mode
+        (:data:`quant.constants.ATTEND_PARTIALS`)."""
         return ATTEND_PARTIALS
 
     @property
@@ -246,16 +199,33 @@ class Spu(wiring.Component):
         return 0 if p == 1 else (p - 2) * self._add.latency + BANKS
 
     @property
-    def latency(self) -> dict[str, int]:
-        """Pipeline depth per mode: SPU cycles from a COMP (cycle 0) until everything it
-        produces is done and readable (results by RESULT_READ, write-backs in the bank), when
-        the pipeline drains (after a last COMP)."""
-        m, a, d = self._mul_decay.latency, self._add.latency, self._dot.latency
-        fold = 0 if self.fold_iterations == 0 else self.fold_iterations - 1 + a
-        return {"state_update": 1 + m + a + d + 1, "score": 1 + d + 1,
-                "attend": 1 + m + a + 1 + fold}
+    def mode_stages(self) -> dict[str, tuple[str, ...]]:
+        """Per mode, the stages (SPU cycles) from a COMP to the last thing it produces, in
+        order: ``F`` (fetch), the units' own stages (``M.*`` multipliers, ``A.*`` adder,
+        ``D.*`` dot product), ``R`` (the result memory or, in attend mode, the partial
+        written), then in attend mode the fold after the row pair (``fold<k>``: the steps
+        entering the adder one per iteration, then the last step through the adder,
+        ``fold.A.*``)."""
+        mul = tuple(f"M.{s}" for s in self._mul_decay.stages)
+        add = tuple(f"A.{s}" for s in self._add.stages)
+        dot = tuple(f"D.{s}" for s in self._dot.stages)
+        fold = () if self.fold_iterations == 0 else (
+            tuple(f"fold{k}" for k in range(self.fold_iterations - 1))
+            + tuple(f"fold.A.{s}" for s in self._add.stages))
+        return {"state_update": ("F", *mul, *add, *dot, "R"), "score": ("F", *dot, "R"),
+                "attend": ("F", *mul, *add, "R", *fold)}
 
-    stages = latency
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages of the state update (the mode with every unit; :attr:`mode_stages`)."""
+        return self.mode_stages["state_update"]
+
+    @property
+    def latency(self) -> dict[str, int]:
+        """Pipeline depth per mode, the number of its :attr:`mode_stages`: SPU cycles from a
+        COMP (cycle 0) until everything it produces is done and readable (results by
+        RESULT_READ, write-backs in the bank), when the pipeline drains (after a last COMP)."""
+        return {mode: len(stages) for mode, stages in self.mode_stages.items()}
 
     @property
     def comps_per_row_pair(self) -> int:
@@ -329,7 +299,10 @@ class Spu(wiring.Component):
         ready = Signal()
         comp = Signal()
         adv = Signal()
-        last = self.i_addr[0]
+        # the address and data ports through the command layouts (hw/spu_protocol.py)
+        addr = data.View(addr_layout, self.i_addr)
+        wdata = data.View(data_layout, self.i_data)
+        last = addr.comp.last
         m.d.comb += [
             ready.eq((bubble == 0) & ~(flush & busy)),
             comp.eq(is_comp & ready),
@@ -394,9 +367,8 @@ class Spu(wiring.Component):
         v_view = data.View(sub, sel(opnd[Reg.V], f_banks))
         scalars = []
         for j in range(COLUMNS):
-            g = v_view[j // 16]
-            e = g.elems[j % 16]
-            scalars.append(Cat(g.exp, g.mu[(j % 16) // 2], e.mag, e.sign))
+            g, i = v_view[j // GROUP], j % GROUP
+            scalars.append(mx_group_scalar(g, i).as_value())
         sw = len(scalars[0]) // COL_COPIES
         assert sw * COL_COPIES == len(scalars[0])
         m.d.comb += [
@@ -548,18 +520,18 @@ class Spu(wiring.Component):
         is_rr = self.i_cmd == Cmd.RESULT_READ
         r_bank = Signal()
         r_att = Signal()
-        m.d.comb += rp.addr.eq(self.i_addr[:6])
+        m.d.comb += rp.addr.eq(addr.result)
         m.d.sync += self.o_rvalid.eq(is_rr)
         with m.If(is_rr):
-            m.d.sync += [r_att.eq(att), r_bank.eq(self.i_addr[5])]
+            m.d.sync += [r_att.eq(att), r_bank.eq(addr.result.bank)]
         # attend: the accumulator as it is after the request cycle (like the result memory's
         # transparent read), read through the bank multiplexer, with no 256-bit output register
         m.d.comb += self.o_rdata.eq(Mux(r_att, sel([a[0] for a in acc], r_bank), rp.data))
 
         # ---- REG_WRITE and hazards ----------------------------------------------------------
         is_rw = self.i_cmd == Cmd.REG_WRITE
-        w_reg = self.i_addr[1:4]
-        w_bank = self.i_addr[0]
+        w_reg = addr.reg.reg
+        w_bank = addr.reg.bank
 
         def pending(tags, bank):
             return Cat(*(t.valid & (t.bank == bank) for t in tags)).any()
@@ -581,7 +553,7 @@ class Spu(wiring.Component):
             with m.Case(int(Reg.ACC_CLEAR)):
                 m.d.comb += hazard.eq(late | ~att)
             with m.Case(int(Reg.MODE)):
-                m.d.comb += hazard.eq(busy | (self.i_data[:2] > int(Mode.ATTEND)))
+                m.d.comb += hazard.eq(busy | (wdata.mode.mode > int(Mode.ATTEND)))
             with m.Default():
                 m.d.comb += hazard.eq(1)
         with m.If(is_rw):
@@ -594,10 +566,10 @@ class Spu(wiring.Component):
                             with m.If(w_bank == b):
                                 m.d.sync += opnd[r][b].eq(self.i_data)
                 with m.Case(int(Reg.MODE)):
-                    m.d.sync += [mode.eq(self.i_data[:2]), stoch.eq(self.i_data[2]),
+                    m.d.sync += [mode.eq(wdata.mode.mode), stoch.eq(wdata.mode.stochastic),
                                  *(rb.eq(0) for rb in rd_banks), *(c.eq(0) for c in colptr)]
                     # entering attend mode clears the partials (the d/k registers)
-                    with m.If(self.i_data[:2] == int(Mode.ATTEND)):
+                    with m.If(wdata.mode.mode == int(Mode.ATTEND)):
                         m.d.sync += [p.eq(0) for a in acc for p in a]
                 with m.Case(int(Reg.ACC_CLEAR)):
                     with m.If(att):

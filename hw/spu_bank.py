@@ -20,14 +20,14 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from quant.constants import COLUMN_BITS, COLUMNS
+
 __all__ = ["COLUMNS", "COLUMN_BITS", "bank_port", "BankModel", "mux_tree",
            "attach_bank_models"]
 
-#: Columns (256-bit sub-chunks) per row: 1 KB rows (docs/design.md §4).
-COLUMNS = 32
-#: Bits per column (one MX8 sub-chunk: 32 values, two groups).
-COLUMN_BITS = 256
-_COL_ADDR_BITS = 5
+# COLUMNS: columns (256-bit sub-chunks) per row, 1 KB rows (docs/design.md §4); COLUMN_BITS:
+# bits per column (one MX8 sub-chunk: 32 values, two groups). Both from quant.constants.
+_COL_ADDR_BITS = (COLUMNS - 1).bit_length()
 
 
 def bank_port() -> wiring.Signature:

@@ -20,6 +20,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
 
+from quant.constants import EXP_NAN, MAG_BITS
+
 __all__ = ["MxRoundingUnit", "RENORMS", "bitlen", "or_all", "sround", "round_addend", "check_renorm",
            "check_seed_or_none", "rand_layout", "round_source"]
 
@@ -180,7 +182,6 @@ class MxRoundingUnit:
         ``shifts[g]``, the result exponent ``exps[g]``, the NaN flag ``nans[g]``, the signs
         ``negs[g][i]`` and the result micro-exponents ``mus[g]`` (``None``: all 0). Signals are
         named ``<prefix>_mag<g>_<i>``, ``<prefix>_zero<g>``, ``<prefix>_clear<g>``."""
-        from quant.mx8 import EXP_NAN, MAG_BITS
 
         rbits = self._rbits
         group = len(values[0])

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import torch
 
 from . import mx8
+from .constants import INT8_GROUP
 from .mx8 import _draw, check_rounding
 from .rng import RandomSource
 
 __all__ = ["FORMATS", "FloatFormat", "FLOAT_FORMATS", "INT8_GROUP", "quantize", "bits_of"]
 
 FORMATS = ("fp32", "fp16", "bf16", "int8", "e4m3", "e5m2", "mx8")
-INT8_GROUP = 32
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .constants import FP16_LANES
 from .fparith import ref_add, ref_mul
 
 __all__ = ["LANES", "state_update_fp16", "dot_tree_fp16", "subchunk_update_fp16"]
 
 #: fp16 values per 256-bit column (one sub-chunk of the fp16 baselines).
-LANES = 16
+LANES = FP16_LANES
 
 
 def _bits(x) -> np.ndarray:

@@ -46,6 +46,8 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from .constants import COLUMN_BITS, COLUMNS, FP16_LANES, MODES
+
 __all__ = [
     "LANES", "CRF_ENTRIES", "GRF_ENTRIES", "SRF_ENTRIES", "INSTR_BITS", "COLUMNS_PER_ROW",
     "CRF_WORDS_PER_COLUMN", "CRF_COLUMNS", "AAM_REPEATS", "COUNT_MAX", "SU_MAX_BLOCKS",
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 #: fp16 lanes = fp16 values per 32-byte (256-bit) column.
-LANES = 16
+LANES = FP16_LANES
 #: Command register file entries (32-bit instructions).
 CRF_ENTRIES = 32
 #: Entries of GRF_A and of GRF_B (256 bits each).
@@ -68,9 +70,9 @@ SRF_ENTRIES = 8
 #: Bits per instruction.
 INSTR_BITS = 32
 #: Columns (32 bytes) per 1 KB DRAM row.
-COLUMNS_PER_ROW = 32
+COLUMNS_PER_ROW = COLUMNS
 #: Instructions per 256-bit host write of the CRF.
-CRF_WORDS_PER_COLUMN = 256 // INSTR_BITS
+CRF_WORDS_PER_COLUMN = COLUMN_BITS // INSTR_BITS
 #: Host writes that load the whole CRF.
 CRF_COLUMNS = CRF_ENTRIES // CRF_WORDS_PER_COLUMN
 #: Allowed AAM repeat counts (the GRF index is ``col & (n - 1)``).
@@ -85,8 +87,6 @@ SU_MAX_BLOCKS = GRF_ENTRIES // 2
 SU_TEMP_BASE = SU_MAX_BLOCKS
 #: SRF_M entries of the state update's per-row scalars.
 SRF_D, SRF_K, SRF_Q = 0, 1, 2
-
-MODES = ("state_update", "score", "attend")
 
 
 class Op(enum.IntEnum):

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .constants import (BIAS, EXP_BITS, EXP_NAN, GROUP, GROUP_BITS, MAG_BITS, MAG_MAX, PAIRS,
+                        SCALAR_BITS)
 from .rng import RandomSource, make_source
 
 __all__ = [
@@ -38,18 +40,8 @@ __all__ = [
     "check_rounding", "check_fields", "FIELD_RANGES",
 ]
 
-GROUP = 16  #: values per group
-PAIRS = GROUP // 2  #: pairs per group
-MAG_BITS = 6  #: magnitude bits per value
-EXP_BITS = 8  #: shared exponent bits
-BIAS = 127  #: exponent bias
-MAG_MAX = (1 << MAG_BITS) - 1  #: 63
-EXP_NAN = 0xFF  #: exponent value marking a NaN group
-GROUP_BITS = EXP_BITS + PAIRS + GROUP * (MAG_BITS + 1)  #: 128
 ROUNDINGS = ("nearest", "stochastic")
 OVERFLOWS = ("saturate", "carry")
-
-assert GROUP_BITS == 128
 
 
 @dataclass(frozen=True)
@@ -459,9 +451,6 @@ def from_words(words, lead: tuple[int, ...], groups: int, groups_per_word: int =
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(tuple(lead) + (groups, GROUP_BITS // 8))
     return unpack(torch.from_numpy(arr.copy()))
 
-
-#: Width of a packed :class:`MX8Scalar` word (exp, mu, mag, sign).
-SCALAR_BITS = EXP_BITS + 1 + MAG_BITS + 1
 
 
 def scalar_to_words(s: MX8Scalar) -> list[int]:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .constants import DEFAULT_SITE_SEEDS, LFSR_TAPS, LFSR_WIDTH, SITES
+
 __all__ = [
     "LFSR_WIDTH",
     "LFSR_TAPS",
@@ -50,14 +52,6 @@ __all__ = [
     "default_source",
 ]
 
-#: Width of the generator state (bits).
-LFSR_WIDTH = 31
-#: Recurrence lags: b[n] = b[n - 31] ^ b[n - 28].
-LFSR_TAPS = (31, 28)
-#: Rounding sites of the State-update Processing Engine, in a fixed order.
-SITES = ("mul_decay", "mul_outer", "add")
-#: Reset seeds of the three generators of one SPE (31-bit, non-zero, distinct).
-DEFAULT_SITE_SEEDS = {"mul_decay": 0x2545F491, "mul_outer": 0x1B873593, "add": 0x5BD1E995}
 
 _MAX_RBITS = 16
 _KEEP_HISTORY = 31 << 16  # history kept between draws (enough for 28*2^16-bit blocks)

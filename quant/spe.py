@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .constants import (ADD_FRAC_BITS, ATTEND_PARTIALS, ATTEND_ROW, DOT_GUARD_BITS, DOT_X_NAN,
+                        DOT_Y_BITS, FMA_FRAC_BITS, LANES, RBITS)
 from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MAG_MAX, MX8, MX8Scalar, PAIRS, _draw,
                   apply_sign, check_rounding, pair_to_elements, round_shifted)
 from .rng import SITES, SPERandom
@@ -36,27 +38,8 @@ __all__ = [
 ]
 
 RENORMS = ("lod", "fixed")
-#: Fraction bits kept below the result LSB when the adder aligns an addend (truncation).
-ADD_FRAC_BITS = 8
-#: Random bits of stochastic rounding in every SPE datapath (the accuracy study's choice,
-#: docs/study.md); the default of :class:`SPEConfig` and of the hardware slices.
-RBITS = 8
-#: Extra fraction bits of the dot-product accumulator for the lower-exponent group.
-DOT_GUARD_BITS = 8
-#: Width of the signed dot-product mantissa Y.
-DOT_Y_BITS = 28
-#: X value marking a NaN dot product.
-DOT_X_NAN = 0x1FF
 #: Values per sub-chunk (one 256-bit DRAM column = two groups).
-SUBCHUNK = 2 * GROUP
-#: Interleaved partial accumulators of the attend mode (per bank): enough to cover the
-#: adder's latency at one COMP per SPU cycle (hw.spu.Spu checks it; docs/spu.md).
-ATTEND_PARTIALS = 2
-#: Tokens per row in the attend mode: one DRAM row of a bank holds 32 sub-chunks (1 KB row,
-#: 256-bit columns); the partials are folded at the end of every row.
-ATTEND_ROW = 32
-#: Fraction bits the fused adder keeps below a full-width product's LSB when it aligns it.
-FMA_FRAC_BITS = 8
+SUBCHUNK = LANES
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import INT8_GROUP
+from .constants import (INT8_GROUP, INT8_NAN_SCALE, INT8_Q_BITS, INT8_Q_MAX, INT8_ROUNDINGS,
+                        INT8_SCALAR_BITS, INT8_SCALE_BITS, INT8_SCALE_C, INT8_SR_BITS,
+                        INT8_WORD_BITS)
 from .fparith import decode as _fp_decode
 from .fparith import get_format, ref_add, ref_mul, round_exact
 from .rng import SPERandom
-from .spe import RBITS
 from .words import check_words
 
 __all__ = [
@@ -56,26 +57,17 @@ __all__ = [
     "decode", "requantize", "quantize", "dequantize", "update", "update_words",
 ]
 
-#: Values per group (= lanes of one sub-chunk).
+# The format's constants (quant.constants, the one source), under this module's names.
 GROUP = INT8_GROUP
-#: Largest magnitude the requantizer produces.
-Q_MAX = 127
-#: Bits per value.
-Q_BITS = 8
-#: Bits of the group scale (an IEEE binary16 encoding).
-SCALE_BITS = 16
-#: Bits of a sub-chunk port word (32 values + scale).
-WORD_BITS = GROUP * Q_BITS + SCALE_BITS
-#: Bits of a scalar port word (value + scale).
-SCALAR_BITS = Q_BITS + SCALE_BITS
-#: fp16 encoding of C, the binary16 value nearest to 1/127 (0.00787353515625).
-SCALE_C = 0x2008
-#: Scale of a NaN group (the fp16 canonical NaN).
-NAN_SCALE = 0x7E00
-#: Random bits per value of stochastic rounding.
-SR_BITS = RBITS
-#: Rounding modes of the requantizer.
-ROUNDINGS = ("rne", "sr")
+Q_MAX = INT8_Q_MAX
+Q_BITS = INT8_Q_BITS
+SCALE_BITS = INT8_SCALE_BITS
+WORD_BITS = INT8_WORD_BITS
+SCALAR_BITS = INT8_SCALAR_BITS
+SCALE_C = INT8_SCALE_C
+NAN_SCALE = INT8_NAN_SCALE
+SR_BITS = INT8_SR_BITS
+ROUNDINGS = INT8_ROUNDINGS
 
 _FP16 = get_format("fp16")
 _MAG_MASK = (1 << (_FP16.width - 1)) - 1          # 0x7FFF

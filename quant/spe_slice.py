@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .constants import LANES
 from .fparith import get_format, ref_add, ref_mul
 from .mx8 import GROUP_BITS, SCALAR_BITS, from_words, scalar_from_words, to_words
 from .rng import SITES, SPERandom
@@ -51,8 +52,6 @@ __all__ = ["FORMATS", "ROUNDINGS", "LANES", "slice_ports",
 FORMATS = ("fp16", "e4m3", "e5m2", "mx8", "int8")
 #: Rounding modes of the slices.
 ROUNDINGS = ("rne", "sr")
-#: Values (lanes) per operation.
-LANES = 32
 _FLOAT_FORMATS = ("fp16", "e4m3", "e5m2")
 _MX8_GROUPS = 2
 

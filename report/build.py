@@ -24,6 +24,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from sysmodel.measured import PROVENANCE_KEYS, TimingFileError, read_timing
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CSS = """
@@ -142,9 +144,25 @@ def section_sim(build: Path) -> tuple[str, dict]:
             + table(["testbench", "simulator", "vectors", "mismatches", "cycles/s", "seed",
                      "verdict"], rows))
     timing = build / "sim" / "spu_timing.yaml"
-    if timing.exists():
-        body += "<h3>SPU timing measured in simulation</h3><pre>" + _esc(timing.read_text()) \
-            + "</pre>"
+    try:
+        data = read_timing(timing)
+    except TimingFileError as exc:
+        data = {}
+        body += f"<p class=\"bad\">{_esc(str(exc))}</p>"
+    if data:
+        # one row per measured entry, with where the measurement comes from
+        rows = []
+        for unit, entry in data.items():
+            prov = entry.get("provenance", {})
+            numbers = ", ".join(f"{k} {v}" for k, v in entry.items()
+                                if k != "provenance" and not isinstance(v, dict))
+            modes = "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in e.items())
+                              for m, e in entry.items() if isinstance(e, dict)
+                              and m != "provenance")
+            rows.append([unit, "; ".join(x for x in (numbers, modes) if x),
+                         *(prov.get(k, "") for k in PROVENANCE_KEYS)])
+        body += ("<h3>SPU and baseline timing measured in simulation</h3>"
+                 + table(["unit / mode", "measured", *PROVENANCE_KEYS], rows))
     return body, {"vectors": total_v, "mismatches": total_m}
 
 

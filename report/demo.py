@@ -56,7 +56,7 @@ STEPS: tuple[Step, ...] = (
          SOURCES + ("hw", "synth"), ("build/synth/area.csv",)),
     Step("sweep", "system model: every figure sweep",
          (PY, "-m", "sysmodel", "sweep", "--figure", "all", "--out", "build/sweep"),
-         SOURCES + ("sysmodel", "hw/spu_timing.yaml"), ("build/sweep/fig12.csv",)),
+         SOURCES + ("sysmodel",), ("build/sweep/fig12.csv",)),
     Step("study", "accuracy study of the state formats",
          (PY, "-m", "quant.study", "all", "--out", "build/study"),
          SOURCES,  ("build/study",)),

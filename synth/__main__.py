@@ -10,7 +10,7 @@ from pathlib import Path
 
 from synth.config import ConfigError, load_config, load_units
 from synth.flow import FlowError, default_liberty, log, parse_liberty, run_flow
-from synth.report import (make_rows, write_breakdown, write_csv, write_markdown, write_plot,
+from synth.tables import (make_rows, write_breakdown, write_csv, write_markdown, write_plot,
                           write_timing)
 from synth.timing import abc_delay_ps, load_timing
 

@@ -42,6 +42,8 @@ import statistics
 import time
 from pathlib import Path
 
+from quant.constants import INT8_GROUP
+
 from .config import ConfigError, Section
 from .gpu import attention_cost, elementwise_cost, gemm_cost, state_update_cost
 from .hardware import GPU_PARAM_KEYS, GpuSpec, NumberFormat, read_gpu_params
@@ -56,7 +58,6 @@ KV_LENS = (2048, 4096)
 LAUNCHES = 2000
 #: Smallest buffer the bandwidth fit uses (smaller ones sit partly in L2).
 MIN_FIT_BYTES = 256 * 2 ** 20
-INT8_GROUP = 32
 
 
 class CalibrationUnavailable(RuntimeError):

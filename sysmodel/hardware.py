@@ -8,15 +8,18 @@ SPU timing: the cycle counts of each PIM unit per mode come from the first of th
 has an entry for that unit and mode:
 
 1. ``build/sim/spu_timing.yaml`` -- written by the RTL simulation;
-2. ``hw/spu_timing.yaml`` -- its committed copy;
+2. ``sysmodel/measured/spu_timing.yaml`` -- the committed measurement;
 3. ``sysmodel/configs/spu_timing_defaults.yaml`` -- brief-derived defaults.
+
+The measured files (1, 2) are read by :func:`sysmodel.measured.read_timing`, which checks
+their format (each entry with its ``provenance``); the defaults file is configuration.
 
 A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
 ``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
 (top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
-written by ``cosim/spu_timing.py``; see docs/baselines.md) give the ``state_update`` timing of
+written by :mod:`sysmodel.measured`; see docs/baselines.md) give the ``state_update`` timing of
 the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
 the other keys by name.
 
@@ -33,21 +36,16 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from cosim.spu_timing import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
-from cosim.spu_timing import PCU_KEYS as PCU_MODE_KEYS
-from cosim.spu_timing import PCU_UNITS
+from quant.constants import COLUMN_BITS, MODES, TIMING_KEYS
 
 from .config import CONFIG_DIR, ConfigError, Section, load_yaml
+from .measured import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
+from .measured import MEASURED_FILES, PCU_UNITS, SPU_EXTRA_KEYS, TimingFileError, read_timing
+from .measured import PCU_KEYS as PCU_MODE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TIMING_FILES = (
-    REPO_ROOT / "build" / "sim" / "spu_timing.yaml",
-    REPO_ROOT / "hw" / "spu_timing.yaml",
-    CONFIG_DIR / "spu_timing_defaults.yaml",
-)
-MODES = ("state_update", "score", "attend")
-TIMING_KEYS = ("pipeline_depth", "spu_cycles_per_comp", "comps_per_row_pair", "utilization",
-               "vectors_checked")
+#: The timing files, first wins: a fresh measurement, the committed one, the defaults.
+TIMING_FILES = (*MEASURED_FILES, CONFIG_DIR / "spu_timing_defaults.yaml")
 #: fp16 baseline unit of the RTL timing file -> the timing unit whose state update it measures.
 #: ``timemux_fp16_naive`` (8 cycles per column, unpipelined 16 -> 1 reduction) is an ablation
 #: only; the HBM-PIM baseline is the PCU (:data:`PCU_UNITS`).
@@ -56,7 +54,7 @@ RTL_BASELINES = {"timemux_fp16_naive": "shared_time_multiplexed_fp16",
                  "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
 #: HBM-PIM PCU units of the timing file (their key is also their timing unit) and the keys of
 #: one mode's entry: :data:`PCU_UNITS`, :data:`PCU_MODE_KEYS`, from the writer
-#: (cosim/spu_timing.py).
+#: (sysmodel/measured).
 TIMING_NAMES = ("tRP", "tRAS", "tCCD_S", "tCCD_L", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC",
                 "tFAW", "tRCD", "tRC", "tRRD_S", "tRRD_L", "burst", "CL", "CWL", "tWTR_L",
                 "tRPRE")
@@ -65,7 +63,7 @@ REFRESH_RULES = ("postponed", "window")
 #: JEDEC's limit on postponed all-bank refreshes (docs/sysmodel.md, "Refresh").
 MAX_POSTPONED_LIMIT = 8
 #: A PCU processes one 256-bit DRAM column (its lanes x the format's bits) per command.
-PCU_COLUMN_BITS = 256
+PCU_COLUMN_BITS = COLUMN_BITS
 #: How chunk rows are dealt to banks (see sysmodel.pim.deal).
 DEALING_RULES = ("rows", "groups")
 #: Whether a PCU program's switches between bank reads and writes pay the DRAM read/write
@@ -435,6 +433,13 @@ def _load_formats(sec: Section) -> dict:
 def _timing_entries(path: Path) -> dict:
     """Per (unit, mode) timing entries of one SPU timing file."""
     data = load_yaml(path)
+    if not (isinstance(data, dict) and "source" in data):
+        # not the hand-written defaults (they name their ``source``): a measurement, read and
+        # checked by its one reader (every entry with its provenance)
+        try:
+            data = read_timing(path)
+        except TimingFileError as exc:
+            raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping (allowed: modes or units:)")
     top = Section(data, str(path))
@@ -453,7 +458,8 @@ def _timing_entries(path: Path) -> dict:
             if not sec.has(mode):
                 continue
             m = sec.section(mode)
-            m.check_keys(TIMING_KEYS)
+            m.check_keys(TIMING_KEYS, ("provenance",) + (SPU_EXTRA_KEYS if mode == "state_update"
+                                                         else ()))
             out[(unit, mode)] = UnitTiming(
                 pipeline_depth=m.integer("pipeline_depth", minimum=1, maximum=64),
                 spu_cycles_per_comp=m.integer("spu_cycles_per_comp", minimum=1, maximum=64),
@@ -465,7 +471,7 @@ def _timing_entries(path: Path) -> dict:
         if pcu not in data:
             continue
         b = top.section(pcu)
-        b.check_keys(["banks_per_unit", "lanes", *MODES])
+        b.check_keys(["banks_per_unit", "lanes", *MODES], ("provenance",))
         banks = b.integer("banks_per_unit", minimum=1, maximum=2)
         lanes = b.integer("lanes", minimum=1, maximum=64)
         for mode in MODES:
@@ -483,7 +489,7 @@ def _timing_entries(path: Path) -> dict:
         if rtl not in data:
             continue
         b = top.section(rtl)
-        b.check_keys(BASELINE_TIMING_KEYS)
+        b.check_keys(BASELINE_TIMING_KEYS, ("provenance",))
         out[(timing_unit, "state_update")] = UnitTiming(
             pipeline_depth=b.integer("pipeline_depth", minimum=1, maximum=64),
             spu_cycles_per_comp=b.integer("cycles_per_subchunk", minimum=1, maximum=64),

@@ -1,7 +1,8 @@
 """Plots of sweep tables: normalised grouped or stacked bars, one panel per batch size.
 
-Reads rows as written by :mod:`sysmodel.sweep` (never re-runs the model). Each bar is
-normalised to the grid's baseline system for the same model, GPU, GPU count and batch size.
+Reads rows as written by :mod:`sysmodel.sweep` (tables of :mod:`sysmodel.grid`; never re-runs
+the model). Each bar is normalised to the grid's baseline system for the same model, GPU, GPU
+count and batch size.
 A point that does not fit in the GPUs' memory (``fits_memory`` 0) is drawn hatched; the
 geometric-mean bar covers only the points where the system and the baseline both fit, and its
 label says how many of them there are.
@@ -19,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .sweep import Grid, write_together  # noqa: E402
+from .grid import Grid, write_together  # noqa: E402
 from .workload import CATEGORIES  # noqa: E402
 
 SYSTEM_COLOURS = {"GPU": "#9e9e9e", "GPU+Q": "#6baed6", "GPU+PIM": "#fd8d3c",

@@ -9,15 +9,16 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
+from hw.pipeline import Staged
 
 __all__ = ["ExampleMac"]
 
 
-class ExampleMac(wiring.Component):
+class ExampleMac(Staged, wiring.Component):
     """Pipelined ``acc <- (clear ? 0 : acc) + a * b`` modulo ``2**acc_width``.
 
     Stage 1 registers the product, stage 2 the accumulator; an input accepted on a clock edge
-    with ``i_valid`` high shows up ``stages`` edges later with ``o_valid`` high. Inputs are
+    with ``i_valid`` high shows up ``latency`` edges later with ``o_valid`` high. Inputs are
     ignored while ``i_valid`` is low.
 
     Parameters
@@ -40,6 +41,10 @@ class ExampleMac(wiring.Component):
     o_acc : Out(acc_width)
         The accumulator.
     """
+
+    #: Register stages; :attr:`latency` (cycles from ``i_valid`` to ``o_valid``) is their
+    #: number.
+    STAGES = ("s1", "s2")
 
     def __init__(self, *, width: int = 8, acc_width: int = 24):
         if not isinstance(width, int) or width < 1:
@@ -65,15 +70,10 @@ class ExampleMac(wiring.Component):
     def acc_width(self) -> int:
         return self._acc_width
 
-    @property
-    def stages(self) -> int:
-        """Latency in clock cycles from ``i_valid`` to ``o_valid``."""
-        return 2
-
     def elaborate(self, platform):
         m = Module()
 
-        s1_valid = Signal()
+        s1_valid, = self.stage_valids()   # s2's valid register drives o_valid
         s1_clear = Signal()
         s1_prod = Signal(2 * self.width)
         m.d.sync += s1_valid.eq(self.i_valid)

@@ -58,6 +58,28 @@ def run_stream(dut, inputs: list[dict[str, int]], outputs: list[str], *, idle_pr
     return [v for _, v in got]
 
 
+def measure_latency(dut, *, limit: int = 64) -> int:
+    """Cycles from a single ``i_valid`` pulse to ``o_valid``, measured in the simulator (the
+    unit's own ``latency`` is not used): 0 when ``o_valid`` follows combinationally."""
+    out: dict[str, int] = {}
+
+    async def testbench(ctx):
+        ctx.set(dut.i_valid, 1)
+        for cycle in range(limit + 1):
+            if ctx.get(dut.o_valid):
+                out["cycles"] = cycle
+                return
+            await ctx.tick()
+            ctx.set(dut.i_valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert "cycles" in out, f"no o_valid within {limit} cycles"
+    return out["cycles"]
+
+
 def check_unit(dut, n: int, seed: int, *, directed: bool = False, port_rand: bool = False):
     """Run ``n`` vectors of :func:`cosim.mx_vectors.make_batch` through an MX unit and compare
     every output word with :class:`cosim.mx_vectors.Expect` (the golden model)."""

@@ -47,7 +47,7 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     return StreamPlan(inputs={"a": [t.a for t in txns], "b": [t.b for t in txns],
                               "clear": [t.clear for t in txns]},
                       outputs={"acc": [model(t).acc for t in txns]}, widths=widths,
-                      latency=unit.stages, gaps=g, junk=junk, junk_pick=pick)
+                      latency=unit.latency, gaps=g, junk=junk, junk_pick=pick)
 
 
 @cocotb.test()

@@ -121,7 +121,7 @@ def test_example_mac_amaranth_latency_and_values():
             await ctx.tick()
             ctx.set(dut.i_valid, 0)
             ctx.set(dut.i_a, rng.getrandbits(8))  # junk while idle must be ignored
-            for _ in range(dut.stages - 1):
+            for _ in range(dut.latency - 1):
                 assert ctx.get(dut.o_valid) == 0
                 await ctx.tick()
             assert ctx.get(dut.o_valid) == 1

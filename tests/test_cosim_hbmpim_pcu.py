@@ -3,7 +3,7 @@
 
 Default (``make test``): both units on Icarus with a short run (one small head per bank and
 mode); the commands per column and pipeline depth it measures are compared with the
-programs, the unit's latency and the committed ``hw/spu_timing.yaml``. ``@pytest.mark.slow``:
+programs, the unit's latency and the committed ``sysmodel/measured/spu_timing.yaml``. ``@pytest.mark.slow``:
 Verilator, the registry's vector counts and the reference mutant. Any
 ``COCOTB_RANDOM_SEED`` must pass.
 """
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaborat
 
 from cosim.benches import TESTBENCHES
 from cosim.runner import SIMULATORS, run_cosim, sim_root
-from cosim.spu_timing import (COMMITTED_TIMING, MODES, PCU_KEYS, PCU_UNITS,
+from sysmodel.measured import (COMMITTED_TIMING, MODES, PCU_KEYS, PCU_UNITS,
                               read_timing)
 from hw.export import UNITS, load_units
 from quant.hbmpim_programs import commands_per_column

@@ -29,3 +29,15 @@ def test_lfsr_exports_with_its_ports(tmp_path):
     assert "module lfsr(" in text
     for port in ("clk", "rst", "i_en", "o_rand", "o_state"):
         assert port in text
+
+
+def test_hashes_are_those_of_the_written_files(tmp_path, capsys):
+    """``python -m hw.export --hashes`` prints the SHA-256 of exactly what ``--out`` writes."""
+    import hashlib
+
+    from hw.export import export_unit, main
+
+    assert main(["--hashes", "--unit", "example_mac"]) == 0
+    printed = capsys.readouterr().out.split()
+    path = export_unit("example_mac", tmp_path)
+    assert printed == [hashlib.sha256(path.read_bytes()).hexdigest(), "example_mac.v"]

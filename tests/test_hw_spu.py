@@ -78,7 +78,7 @@ def test_timing_properties_follow_the_units():
                            "attend": 1 + m + a + 1 + 1 + a}
     assert spu.iteration_interval == {"state_update": 1, "score": 1, "attend": 1}
     assert spu.comps_per_row_pair == 64
-    assert spu.stages == spu.latency
+    assert spu.stages == spu.mode_stages["state_update"]
     even = Spu(_even_distance=True)
     assert even.read_to_write % 2 == 0
 

@@ -9,7 +9,7 @@ import pytest
 
 from quant.study import runner
 from quant.study.plan import Job
-from quant.study.report import read_curves, run_all
+from quant.study.run import read_curves, run_all
 from quant.study.workloads import FAMILIES, InputStream, make_workload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,11 +11,13 @@ import yaml
 
 from sysmodel.config import CONFIG_DIR, ConfigError
 from sysmodel.hardware import RTL_BASELINES, TIMING_FILES, load_hardware
+from sysmodel.measured import read_timing
 
 DEFAULTS = (CONFIG_DIR / "spu_timing_defaults.yaml",)
 ENTRY = {"cycles_per_subchunk": 8, "values_per_subchunk": 16, "banks_per_unit": 2,
          "comps_per_row_pair": 64, "pipeline_depth": 8, "utilization": 0.125,
-         "vectors_checked": 128}
+         "vectors_checked": 128,
+         "provenance": {"simulator": "test", "seed": 1, "git_revision": "test", "date": "2026"}}
 
 
 def test_measured_baseline_overrides_state_update(tmp_path):
@@ -41,7 +43,7 @@ def test_bad_baseline_entry_names_file_and_key(tmp_path):
 
 def test_committed_timing_file_has_every_baseline():
     committed = TIMING_FILES[1]
-    data = yaml.safe_load(committed.read_text())
+    data = read_timing(committed)
     # the claim itself: a missing baseline entry is a failure, never a skip
     missing = [u for u in RTL_BASELINES if u not in data]
     assert not missing, f"{committed} lacks the RTL-measured timing of {missing}"

@@ -14,6 +14,7 @@ from sysmodel.config import CONFIG_DIR, ConfigError
 from sysmodel.hardware import TIMING_FILES, load_hardware
 from sysmodel.workload import load_models
 
+PROV = {"simulator": "test", "seed": 1, "git_revision": "test", "date": "2026-01-01"}
 DEFAULTS = (CONFIG_DIR / "spu_timing_defaults.yaml",)
 ANALOG = ("tRP", "tRAS", "tWR", "tRTP_S", "tRTP_L", "tREFI", "tRFC", "tFAW", "tRCD", "tRC",
           "tRRD_S", "tRRD_L", "CL", "CWL", "tWTR_L")
@@ -151,7 +152,7 @@ def test_timing_file_precedence(tmp_path):
     rtl.write_text(yaml.safe_dump({
         "state_update": {"pipeline_depth": 5, "spu_cycles_per_comp": 1,
                          "comps_per_row_pair": 66, "utilization": 0.97,
-                         "vectors_checked": 1000},
+                         "vectors_checked": 1000, "provenance": PROV},
     }))
     hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
     spu = hw.units["pimba_spu"]
@@ -161,13 +162,14 @@ def test_timing_file_precedence(tmp_path):
     assert spu.mode("score").source.endswith("spu_timing_defaults.yaml")
     assert hw.units["timemux_fp16_naive"].mode("state_update").spu_cycles_per_comp == 4
     assert TIMING_FILES[0].parts[-3:] == ("build", "sim", "spu_timing.yaml")
-    assert TIMING_FILES[1].parts[-2:] == ("hw", "spu_timing.yaml")
+    assert TIMING_FILES[1].parts[-3:] == ("sysmodel", "measured", "spu_timing.yaml")
 
 
 def test_bad_timing_file_is_named(tmp_path):
     rtl = tmp_path / "spu_timing.yaml"
     rtl.write_text("score: {pipeline_depth: 0, spu_cycles_per_comp: 1, comps_per_row_pair: 64,"
-                   " utilization: 1.0, vectors_checked: 1}\n")
+                   " utilization: 1.0, vectors_checked: 1,\n"
+                   " provenance: {simulator: t, seed: 1, git_revision: t, date: t}}\n")
     with pytest.raises(ConfigError, match=r"spu_timing.yaml: score.pipeline_depth"):
         load_hardware(timing_files=(rtl,) + DEFAULTS)
 

@@ -41,7 +41,9 @@ def test_measured_pcu_entry_takes_precedence(tmp_path):
              "state_update": {"commands_per_column": 5, "pipeline_depth": 7,
                               "vectors_checked": 96},
              "score": {"commands_per_column": 1, "pipeline_depth": 3, "vectors_checked": 64},
-             "attend": {"commands_per_column": 2, "pipeline_depth": 3, "vectors_checked": 64}}
+             "attend": {"commands_per_column": 2, "pipeline_depth": 3, "vectors_checked": 64},
+             "provenance": {"simulator": "test", "seed": 1, "git_revision": "test",
+                            "date": "2026-01-01"}}
     rtl.write_text(yaml.safe_dump({"hbmpim_pcu": entry}))
     hw = load_hardware(timing_files=(rtl,) + DEFAULTS)
     su = hw.units["hbmpim_pcu"].mode("state_update")

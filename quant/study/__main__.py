@@ -143,7 +143,7 @@ def _swamping(ns) -> int:
 
 
 def _all(ns) -> int:
-    from .report import run_all
+    from .run import run_all
     try:
         seeds = tuple(int(x) for x in ns.seeds.split(","))
     except ValueError:
@@ -157,7 +157,7 @@ def _all(ns) -> int:
 
 
 def _plot(ns) -> int:
-    from .report import replot
+    from .run import replot
     path = os.path.join(ns.out, "curves.csv")
     if not os.path.exists(path):
         _fail(f"--out: {path} does not exist (run `python -m quant.study all` first)")
@@ -174,7 +174,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def _fused(ns) -> int:
     from .plan import fused_plan
-    from .report import run_all
+    from .run import run_all
     for name, val in (("--steps", ns.steps), ("--jobs", ns.jobs)):
         if val < 1:
             _fail(f"{name} must be a positive integer, not {val}")

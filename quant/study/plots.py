@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .summary import summarize, summary_step  # noqa: E402
+
 __all__ = ["draw_all"]
 
 COLORS = {"fp16": "tab:blue", "bf16": "tab:orange", "int8": "tab:green", "e4m3": "tab:red",
@@ -138,7 +140,6 @@ def draw_summary(summary, path):
 
 
 def draw_all(rows, out):
-    from .report import summarize, summary_step
     draw_error_vs_steps(rows, os.path.join(out, "error_vs_steps.png"))
     step = summary_step(rows)
     at = [r for r in rows if int(r["step"]) == step and str(r["seed"]) == "0"]
