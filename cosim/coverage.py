@@ -58,7 +58,10 @@ from typing import Any
 import torch
 
 from quant.mx8 import EXP_NAN, GROUP, MAG_MAX, MX8, MX8Scalar, PAIRS
+from quant.mx8 import scalar_to_words as scalar_words
 from quant.spe import ADD_FRAC_BITS, DOT_GUARD_BITS, DOT_Y_BITS, RBITS
+
+from .batch import CLASSES as GEN_CLASSES, Batch, subchunk_words
 
 __all__ = ["CLASSES", "Coverage", "class_bins", "enumerate_batch", "enumerate_update",
            "label_batch", "label_update", "merge_tables", "write_report"]
@@ -284,7 +287,6 @@ def label_update(s_words, d_words, k_words, v_words) -> dict[str, torch.Tensor]:
     """Bins of state-update operations given as port words of an ``spe_mx8`` slice
     (:func:`quant.spe_slice.slice_ports`: 256-bit sub-chunks ``s d k``, the 16-bit scalar
     ``v``): the ``update`` classes."""
-    from cosim.mx_vectors import Batch
     from quant.mx8 import from_words, scalar_from_words
 
     n = len(s_words)
@@ -304,7 +306,6 @@ def enumerate_update() -> tuple[list[int], list[int], list[int], list[int]]:
     """Port words ``(s, d, k, v)`` of state updates that hit every ``update`` bin: the
     multiplier's enumeration as ``(d, s)`` next to the broadcast multiplier's as ``(k, v)``
     (the shorter one repeated to the other's length)."""
-    from cosim.mx_vectors import scalar_words, subchunk_words
 
     dec, out = enumerate_batch("mul"), enumerate_batch("mul_scalar")
     n = max(len(dec), len(out))
@@ -430,8 +431,6 @@ class _Builder:
         self.stoch.append(st)
 
     def batch(self):
-        from cosim.mx_vectors import CLASSES as GEN_CLASSES, Batch
-
         a = MX8(*(torch.cat([x[i] for x in self.a]) for i in range(4)))
         b = MX8(*(torch.cat([x[i] for x in self.b]) for i in range(4)))
         stoch = torch.cat(self.stoch)

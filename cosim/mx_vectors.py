@@ -35,51 +35,18 @@ from dataclasses import dataclass
 
 import torch
 
-from quant.constants import GROUPS_PER_COLUMN, LANES
+from quant.constants import LANES  # noqa: F401 (re-exported)
 from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, to_words
 from quant.mx8 import scalar_from_words as unpack_scalars  # noqa: F401 (re-exported)
 from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported)
 from quant.rng import LFSRStream
+
+from .batch import CLASSES, DRAWN, GROUPS, KINDS, Batch, _index, subchunk_words
+from .coverage import enumerate_batch
 from quant.spe import SPEConfig, add, dot, mul, mul_scalar
 
 __all__ = ["CLASSES", "DRAWN", "KINDS", "Batch", "make_batch", "Expect", "subchunk_words",
            "scalar_words", "unpack_scalars"]
-
-CLASSES = ("random", "zero", "exp_diff", "mu", "saturate", "cancel", "extreme_exp", "nan",
-           "small", "noncanonical", "enumerated")
-#: The classes :func:`make_batch` draws from.
-DRAWN = CLASSES[:-1]
-#: Unit kinds: the operation of the golden model each one checks.
-KINDS = ("mul", "mul_scalar", "add", "dot")
-GROUPS = GROUPS_PER_COLUMN
-
-
-@dataclass
-class Batch:
-    """``n`` operations: operands as MX8 fields and the rounding mode of each."""
-    kind: str
-    a: MX8                       # (n, 2)
-    b: MX8 | MX8Scalar           # (n, 2) or scalars (n,)
-    stoch: torch.Tensor          # (n,) bool
-    cls: torch.Tensor            # (n,) int, index into CLASSES
-
-    def __len__(self) -> int:
-        return int(self.stoch.shape[0])
-
-    def slice(self, start: int, stop: int) -> "Batch":
-        """Operations ``start .. stop - 1``."""
-        return Batch(self.kind, self.a[start:stop], _index(self.b, slice(start, stop)),
-                     self.stoch[start:stop], self.cls[start:stop])
-
-    @staticmethod
-    def concat(batches: Sequence["Batch"]) -> "Batch":
-        """The operations of ``batches`` (of one kind) in order."""
-        def cat(xs):
-            return type(xs[0])(*(torch.cat([getattr(x, k) for x in xs])
-                                 for k in ("exp", "mu", "sign", "mag")))
-        return Batch(batches[0].kind, cat([x.a for x in batches]), cat([x.b for x in batches]),
-                     torch.cat([x.stoch for x in batches]), torch.cat([x.cls for x in batches]))
-
 
 def _ri(gen, lo, hi, shape):
     return torch.randint(lo, hi + 1, tuple(shape), generator=gen, dtype=torch.int32)
@@ -230,8 +197,6 @@ def make_batch(kind: str, n: int, gen: torch.Generator, *, stoch_prob: float = 0
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if directed:
-        from .coverage import enumerate_batch
-
         enum = enumerate_batch(kind)
         if n <= len(enum):
             return enum.slice(0, n)
@@ -278,11 +243,6 @@ def _make(kind: str, n: int, gen: torch.Generator, cls: torch.Tensor,
 # --------------------------------------------------------------------------------------------
 # Words (port values)
 # --------------------------------------------------------------------------------------------
-
-def subchunk_words(m: MX8) -> list[int]:
-    """256-bit port values of ``(n, 2)`` MX8 operands (:func:`quant.mx8.to_words`)."""
-    return to_words(m, GROUPS)
-
 
 # Scalar port words: quant.mx8.scalar_to_words / scalar_from_words (re-exported above).
 
@@ -374,7 +334,3 @@ class Expect:
         return add(a, b, cfg, bits)
 
 
-def _index(b, sel):
-    if isinstance(b, MX8Scalar):
-        return MX8Scalar(b.exp[sel], b.mu[sel], b.sign[sel], b.mag[sel])
-    return b[sel]

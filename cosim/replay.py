@@ -28,6 +28,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .stream import check_mutant as check_stream
+from .stream import load_unit  # noqa: F401 (re-exported: the replay factories use it)
+
 __all__ = ["Diverged", "RecordingIo", "ReplayIo", "check_mutant", "check_reference_mutant",
            "load_unit", "save"]
 
@@ -78,19 +81,8 @@ def check_reference_mutant(trace: str | Path, mutant: str | None) -> tuple[int, 
     a stream bench's (an ``.npz`` archive, :func:`cosim.stream.check_mutant`) or a reactive
     bench's (:func:`check_mutant`)."""
     if zipfile.is_zipfile(trace):
-        from .stream import check_mutant as check_stream
-
         return check_stream(trace, mutant)
     return check_mutant(trace, mutant)
-
-
-def load_unit(name: str):
-    """A fresh instance of the registered unit ``name``."""
-    from hw.export import UNITS, load_units
-
-    if name not in UNITS:
-        load_units()
-    return UNITS[name]()
 
 
 def save(path: str | Path, *, factory: str, meta: dict, io: RecordingIo) -> None:

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Mismatch", "StreamPlan", "check_mutant", "compare", "gaps", "junk_pool",
-           "load_trace", "planner", "port_widths", "save_trace", "stimulus_digest"]
+           "load_trace", "load_unit", "planner", "port_widths", "save_trace",
+           "stimulus_digest"]
 
 #: Junk words per idle data port (drawn once; idle cycles pick from them).
 JUNK = 64
@@ -222,11 +223,18 @@ def check_mutant(trace: str | Path, mutant: str) -> tuple[int, int]:
         If the rebuilt stimulus differs from the recorded one (the check would be void).
     """
     meta, responses = load_trace(trace)
-    from .replay import load_unit
-
     plan = planner(meta["planner"])(load_unit(meta["unit"]), meta["vectors"], meta["seed"],
                                     idle=meta["idle"], mutant=mutant)
     if stimulus_digest(plan) != meta["digest"]:
         raise ValueError(f"{trace}: the replayed stimulus of mutant {mutant!r} differs from the "
                          "recorded one")
     return len(compare(plan, responses)), plan.vectors
+
+
+def load_unit(name: str):
+    """A fresh instance of the registered unit ``name``."""
+    from hw.export import UNITS, load_units
+
+    if name not in UNITS:
+        load_units()
+    return UNITS[name]()
