@@ -63,8 +63,10 @@ class SpeOut:
 class Model:
     """Expected output words, batch after batch, from :func:`quant.spe_slice.reference`."""
 
-    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None):
+    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None,
+                 renorm: str = "lod"):
         self.fmt, self.rounding, self.seeds, self.mutant = fmt, rounding, seeds, mutant
+        self.renorm = renorm
         self.rng = self._fresh()
 
     def _fresh(self) -> SPERandom | None:
@@ -78,15 +80,16 @@ class Model:
             rounding, rng = "rne", None
         elif self.mutant == "restart_lfsr" and rng is not None:
             rng = self.rng = self._fresh()
-        return reference(self.fmt, rounding, s, d, k, v, rng)
+        return reference(self.fmt, rounding, s, d, k, v, rng, renorm=self.renorm)
 
 
-def _models(fmt: str, rounding: str, seeds) -> dict:
-    models = {"golden": lambda: Model(fmt, rounding, seeds)}
+def _models(fmt: str, rounding: str, seeds, renorm: str = "lod") -> dict:
+    models = {"golden": lambda: Model(fmt, rounding, seeds, renorm=renorm)}
     for name in MUTANTS:
         if name != "no_outer" and rounding != "sr":
             continue
-        models[name] = lambda name=name: Model(fmt, rounding, seeds, mutant=name)
+        models[name] = lambda name=name: Model(fmt, rounding, seeds, mutant=name,
+                                               renorm=renorm)
     return models
 
 
@@ -114,7 +117,8 @@ async def run_spe_bench(dut, *, name: str | None = None) -> dict:
             raise AssertionError(f"{dut._name}.{port} is {len(getattr(dut, port))} bits, the "
                                  f"golden model's {fmt} port is {width}")
     rng = make_rng()
-    model = select_model(_models(fmt, rounding, unit.seeds))()
+    # the MX8 slice's renormalization policy (hw.spe_mx8.SpeMx8(renorm=...)); lod otherwise
+    model = select_model(_models(fmt, rounding, unit.seeds, getattr(unit, "renorm", "lod")))()
     expected: deque = deque()
 
     def pop(txn):
