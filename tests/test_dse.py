@@ -101,3 +101,18 @@ def test_pareto_front_and_where_the_paper_design_sits():
     marked = pareto.mark_fronts(rows)
     assert [r["front_area_vs_error"] for r in marked] == [True, True, False, False]
     assert math.isclose(pareto.fronts_summary(rows)["area_vs_error"]["front"][0]["x"], 1.0)
+
+
+def test_report_shows_the_fronts_when_the_dse_output_exists(tmp_path):
+    from dse.__main__ import write_outputs
+    from report.build import section_dse
+
+    assert section_dse(tmp_path) == ""                 # not run: no section
+    grid = load_grid("dse/grids/small.yaml")
+    rows = [{**_row(p.ident, 1.0 + i, 0.1 / (i + 1), 1.0, p.is_paper()), "label": p.label,
+             **p.as_dict} for i, p in enumerate(grid.points)]
+    write_outputs(tmp_path / "dse", grid, rows, {"wall_s": 0})
+    html = section_dse(tmp_path)
+    assert html.count("<img") == 2
+    assert html.count("MX8 design (SR, LOD)") == 2     # where it sits, on each front
+    assert "Every point" in html
