@@ -101,7 +101,6 @@ class RayExecutor(Executor):
             ray.init(address="local", num_cpus=jobs or default_jobs(),
                      include_dashboard=False, log_to_driver=True)
         self._started = True
-        self._remote = None
 
     def map(self, fn, items: Iterable[Any]) -> list[Any]:
         items = list(items)
