@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"ABC delay target: {delay} ps in the synthesis node (one SPU cycle of "
             f"{tm.abc_target_memory} in the {tm.abc_target_process} process)"
             if delay else "ABC delay target: no delay fit for this node, half the STA period")
-        args.out.mkdir(parents=True, exist_ok=True)
-        with executor_from_args(args) as ex:
+        with executor_from_args(args) as ex:   # an unreachable cluster: before any output
+            args.out.mkdir(parents=True, exist_ok=True)
             results = run_flow(specs, lib, cfg, args.out, require=bool(args.units),
                                delay_ps=delay, executor=ex)
         rows = make_rows(results, cfg, node)
