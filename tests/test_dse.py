@@ -116,3 +116,13 @@ def test_report_shows_the_fronts_when_the_dse_output_exists(tmp_path):
     assert html.count("<img") == 2
     assert html.count("MX8 design (SR, LOD)") == 2     # where it sits, on each front
     assert "Every point" in html
+
+
+def test_unreachable_cluster_one_line_exit_2_nothing_written(tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    assert main(["--grid", "dse/grids/small.yaml", "--out", str(out), "--executor", "ray",
+                 "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Ray cluster at 127.0.0.1:1: unreachable" in err[0]
+    assert not out.exists()
