@@ -159,16 +159,20 @@ def markdown(rows: list) -> str:
     return "\n".join(out)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # a bad option is bad input: one line, exit 2 (main)
+        raise ConfigError(message)
+
+
 def main(argv: list | None = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m sysmodel.pim_ablation",
-                                description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m sysmodel.pim_ablation", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     add_executor_args(p)           # --executor local|ray, --address, --jobs
     p.add_argument("--timing", type=Path, default=None,
                    help="SPU timing file preferred over the default search order")
-    args = p.parse_args(argv)
     try:
+        args = p.parse_args(argv)
         timing = TIMING_FILES
         if args.timing is not None:
             if not args.timing.is_file():
