@@ -121,7 +121,7 @@ def _cosim(point: DesignPoint, grid: DseGrid, folder: Path) -> dict:
     register(point)
     module = "cosim.tb_spu_state_update" if point.kind == "spu" else "cosim.tb_spe"
     env = {ENV: env_value(point)}
-    timing = folder / "spu_timing.yaml"
+    timing = (folder / "spu_timing.yaml").resolve()   # the simulator runs in its build dir
     if point.kind == "spu":
         timing.unlink(missing_ok=True)
         env["SPU_TIMING_FILE"] = str(timing)
