@@ -10,7 +10,8 @@ STAMP := $(VENV)/.setup-stamp
 BUILD := build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools test test-long bench bench-cosim sim sim-long synth sweep study demo report clean help
+.PHONY: setup tools test test-long bench bench-cosim bench-dse sim sim-long synth sweep study dse \
+	demo report clean help
 
 help:
 	@echo "make demo       main job: co-simulation, synthesis, system sweeps, accuracy study, report"
@@ -18,6 +19,8 @@ help:
 	@echo "make test-long  long regressions (slow tests)"
 	@echo "make bench      benchmarks -> build/bench/*.json"
 	@echo "make sim | sim-long | synth | sweep | study   individual steps"
+	@echo "make dse        design-space sweep of the SPE/SPU (dse/grids/small.yaml) -> build/dse"
+	@echo "make bench-dse  that grid on the local pool and on a local Ray instance -> build/bench"
 
 setup: $(STAMP)
 
@@ -28,7 +31,7 @@ $(STAMP): pyproject.toml scripts/setup_tools.sh
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.13.0
-	$(VPY) -m pip install -q -e '.[eda,study]'
+	$(VPY) -m pip install -q -e '.[eda,study,ray]'
 	bash scripts/setup_tools.sh
 	touch $@
 
@@ -40,7 +43,7 @@ test: setup
 
 # long regressions, and the Quark interoperability check (its optional extra installed here)
 test-long: setup
-	$(VPY) -m pip install -q -e '.[eda,study,interop]'
+	$(VPY) -m pip install -q -e '.[eda,study,ray,interop]'
 	$(VPY) -m pytest -q -m slow -p no:cacheprovider
 
 bench: setup
@@ -66,6 +69,16 @@ synth: setup
 # every evaluation figure of the system model -> build/sweep/figN.{csv,png}
 sweep: setup
 	$(VPY) -m sysmodel sweep --figure all --out $(BUILD)/sweep
+
+# design-space sweep (GRID=dse/grids/full.yaml for the whole space; EXECUTOR=ray) -> build/dse/
+GRID ?= dse/grids/small.yaml
+EXECUTOR ?= local
+dse: setup
+	$(VPY) -m dse --grid $(GRID) --out $(BUILD)/dse --executor $(EXECUTOR)
+
+# the grid on the local pool and on a local Ray instance: wall times, byte-for-byte equality
+bench-dse: setup
+	$(VPY) -m dse.bench --grid $(GRID) --out $(BUILD)/bench/dse.json
 
 # accuracy study of the state formats -> build/study/
 study: setup

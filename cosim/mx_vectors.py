@@ -31,12 +31,11 @@ The lane-level operand classes that the coverage tables count are defined apart,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from quant.constants import LANES  # noqa: F401 (re-exported)
-from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS, to_words
+from quant.mx8 import EXP_NAN, GROUP, MX8, MX8Scalar, PAIRS
 from quant.mx8 import scalar_from_words as unpack_scalars  # noqa: F401 (re-exported)
 from quant.mx8 import scalar_to_words as scalar_words  # noqa: F401 (re-exported)
 from quant.rng import LFSRStream

@@ -51,8 +51,10 @@ PLANNER = "cosim.spe_bench:plan"
 class Model:
     """Expected output words, batch after batch, from :func:`quant.spe_slice.reference`."""
 
-    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None):
+    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None,
+                 renorm: str = "lod"):
         self.fmt, self.rounding, self.seeds, self.mutant = fmt, rounding, seeds, mutant
+        self.renorm = renorm
         self.rng = self._fresh()
 
     def _fresh(self) -> SPERandom | None:
@@ -66,7 +68,7 @@ class Model:
             rounding, rng = "rne", None
         elif self.mutant == "restart_lfsr" and rng is not None:
             rng = self.rng = self._fresh()
-        return reference(self.fmt, rounding, s, d, k, v, rng)
+        return reference(self.fmt, rounding, s, d, k, v, rng, renorm=self.renorm)
 
 
 def mutants(rounding: str) -> tuple[str, ...]:
@@ -89,7 +91,9 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
             raise AssertionError(f"{unit}: port {port} is {widths[port]} bits, the golden "
                                  f"model's {fmt} port is {width}")
     gen = np.random.default_rng(seed)
-    model = Model(fmt, rounding, unit.seeds, mutant=mutant)
+    # the MX8 slice's renormalization policy (hw.spe_mx8.SpeMx8(renorm=...)); lod otherwise
+    model = Model(fmt, rounding, unit.seeds, mutant=mutant,
+                  renorm=getattr(unit, "renorm", "lod"))
     inputs: dict[str, list[int]] = {p: [] for p in ("s", "d", "k", "v")}
     expected: list[int] = []
     batches = []

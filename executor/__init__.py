@@ -21,12 +21,17 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "add_executor_args", "default_jobs",
+__all__ = ["EXECUTORS", "Executor", "ExecutorError", "LocalExecutor", "add_executor_args",
+           "default_jobs",
            "executor_from_args", "run_all",
            "make_executor"]
 
 #: The executors a user can name (``--executor``).
 EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """An executor cannot run (Ray not installed, cluster unreachable): a one-line message."""
 
 
 def default_jobs() -> int:

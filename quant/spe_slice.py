@@ -104,7 +104,8 @@ def _draws(rng: SPERandom, n: int, r: int) -> dict:
 
 
 def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Sequence[int],
-              v: Sequence[int], rng: SPERandom | None = None) -> list[int]:
+              v: Sequence[int], rng: SPERandom | None = None, *,
+              renorm: str = "lod") -> list[int]:
     """Expected ``o_s`` words of ``N`` slice operations ``s' = d (.) s + k * v``.
 
     Parameters
@@ -122,6 +123,9 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
     rng : SPERandom, optional
         Random sources of the three sites (required for ``"sr"``; ``SPERandom.lfsr(seeds)``
         reproduces the slices' generators). Consumed: one ``(N, 32)`` draw per site.
+    renorm : {"lod", "fixed"}
+        ``mx8`` only: the renormalization policy of the slice (:class:`quant.spe.SPEConfig`;
+        the registered units use ``"lod"``).
 
     Returns
     -------
@@ -139,6 +143,8 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
     _check_fmt(fmt)
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
+    if renorm != "lod" and fmt != "mx8":
+        raise ValueError(f"renorm applies to the mx8 slice only, not {fmt!r}")
     if fmt == "int8":
         return spe_int8.update_words(s, d, k, v, rounding=rounding, rng=rng)
     if rounding == "sr":
@@ -156,7 +162,7 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
     if n == 0:
         return []
     if fmt == "mx8":
-        return _mx8(rounding, s, d, k, v, rng)
+        return _mx8(rounding, s, d, k, v, rng, renorm)
     return _float(fmt, rounding, s, d, k, v, rng)
 
 
@@ -177,11 +183,11 @@ def _float(fmt, rounding, s, d, k, v, rng) -> list[int]:
     return _float_words(ref_add(decay, outer, fmt, **kw["add"]), width)
 
 
-def _mx8(rounding, s, d, k, v, rng) -> list[int]:
+def _mx8(rounding, s, d, k, v, rng, renorm="lod") -> list[int]:
     n = len(s)
     stoch = rounding == "sr"
     cfg = SPEConfig(rounding="stochastic" if stoch else "nearest", rbits=RBITS,
-                    renorm="lod")
+                    renorm=renorm)
     bits = _draws(rng, n, RBITS) if stoch else dict.fromkeys(SITES)
     S, D, K = (from_words(x, (n,), _MX8_GROUPS, _MX8_GROUPS) for x in (s, d, k))
     V = scalar_from_words(v)

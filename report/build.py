@@ -256,6 +256,37 @@ def section_study(build: Path) -> tuple[str, dict]:
     return body, key
 
 
+#: Columns of the design-space table shown in the report (the CSV has them all).
+DSE_COLUMNS = ("label", "area_mm2_10nm", "crit_ns_dram", "cosim_passed", "cosim_vectors",
+               "state_rel_err", "ppl", "throughput_vs_pimba", "front_area_vs_error",
+               "front_area_vs_throughput")
+
+
+def section_dse(build: Path) -> str:
+    """The design-space sweep (``python -m dse``, build/dse/): the Pareto plots, each front
+    and where the paper's MX8 sits, and the table; empty when it was not run (optional)."""
+    d = build / "dse"
+    if not (d / "dse.csv").is_file() or not (d / "pareto.json").is_file():
+        return ""
+    fronts = json.loads((d / "pareto.json").read_text())
+    body = ""
+    for name, f in fronts.items():
+        png = d / f"dse_{name}.png"
+        body += f"<h3>{_esc(f['x'])} vs {_esc(f['y'])}</h3>"
+        if png.is_file():
+            body += image(png, name)
+        paper = f.get("paper")
+        where = ("is not in this grid" if paper is None else "is on the Pareto front"
+                 if paper["on_front"] else "is dominated by " + "; ".join(paper["dominated_by"]))
+        body += f"<p>The paper's MX8 design (SR, LOD) {_esc(where)}.</p>"
+        body += table(["point on the front", f["x"], f["y"]],
+                      [[p["label"], p["x"], p["y"]] for p in f["front"]])
+    rows = read_csv(d / "dse.csv")
+    cols = [c for c in DSE_COLUMNS if rows and c in rows[0]]
+    body += "<h3>Every point</h3>" + table(cols, [[r[c] for c in cols] for r in rows])
+    return body
+
+
 def section_bench(build: Path) -> tuple[str, dict]:
     d = build / "bench"
     files = sorted(d.glob("*.json"))
@@ -375,6 +406,7 @@ def write_report(records: list[dict] | None = None, *, build: Path | None = None
     sweep_html, sweep = section_sweep(build)
     study_html, study_tabs = section_study(build)
     bench_html, _ = section_bench(build)
+    dse_html = section_dse(build)
     summary = summary_rows(sim, synth, sweep, {"summary": study_summary(study_tabs)})
     run_rows = [[r["step"], "skipped (up to date)" if r.get("skipped") else "ran",
                  r.get("seconds", ""), r.get("finished", "")] for r in (records or [])]
@@ -392,6 +424,8 @@ def write_report(records: list[dict] | None = None, *, build: Path | None = None
         '<h2 id="synth">Synthesis: area and timing</h2>', synth_html,
         '<h2 id="sweep">System model: throughput, latency, energy</h2>', sweep_html,
         '<h2 id="study">Accuracy study: state formats and the SPE datapath</h2>', study_html,
+        *(['<h2 id="dse">Design space: area, accuracy and throughput of SPE/SPU variants</h2>',
+           dse_html] if dse_html else []),
         '<h2 id="bench">Benchmarks</h2>', bench_html,
         '<h2 id="provenance">Provenance</h2>',
         "<h3>Steps of this run</h3>" + (table(["step", "status", "seconds", "finished"],

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
+from executor import ExecutorError, add_executor_args, executor_from_args
 from synth.config import ConfigError, load_config, load_units
 from synth.flow import FlowError, default_liberty, log, parse_liberty, run_flow
 from synth.tables import (make_rows, write_breakdown, write_csv, write_markdown, write_plot,
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(a node of area_scale_to_target in synth/config.yaml)")
     parser.add_argument("--out", type=Path, default=Path("build/synth"),
                         help="output folder (default: build/synth)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="units synthesized in parallel")
+    add_executor_args(parser)   # --executor local|ray, --address, --jobs (units in parallel)
     args = parser.parse_args(argv)
     try:
         t0 = time.monotonic()
@@ -39,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.node_nm is not None and cfg.scale_factor(args.node_nm) is None:
             raise FlowError(f"--node-nm {args.node_nm}: no area scaling factor for that node "
                             f"in synth/config.yaml (allowed: {known})")
-        if args.jobs < 1:
-            raise FlowError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
         if args.out.exists() and not args.out.is_dir():
             raise FlowError(f"--out {args.out}: not a folder (allowed: a writable folder)")
         specs = load_units()
@@ -62,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"ABC delay target: {delay} ps in the synthesis node (one SPU cycle of "
             f"{tm.abc_target_memory} in the {tm.abc_target_process} process)"
             if delay else "ABC delay target: no delay fit for this node, half the STA period")
-        args.out.mkdir(parents=True, exist_ok=True)
-        results = run_flow(specs, lib, cfg, args.out, jobs=args.jobs,
-                           require=bool(args.units), delay_ps=delay)
+        with executor_from_args(args) as ex:   # an unreachable cluster: before any output
+            args.out.mkdir(parents=True, exist_ok=True)
+            results = run_flow(specs, lib, cfg, args.out, require=bool(args.units),
+                               delay_ps=delay, executor=ex)
         rows = make_rows(results, cfg, node)
         write_csv(rows, args.out / "area.csv")
         trows = write_timing(rows, tm, node, args.out)
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             write_plot(rows, args.out / "area_breakdown.png", breakdown=brows)
         log(f"wrote {args.out / 'area.csv'}, area.md, area.png, area_breakdown.csv/.png, "
             f"timing.csv ({len(rows)} units, {time.monotonic() - t0:.1f} s)")
-    except (FlowError, ConfigError) as exc:
+    except (FlowError, ConfigError, ExecutorError) as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. --out not writable: one line, not a traceback

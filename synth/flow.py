@@ -26,16 +26,16 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from executor import Executor, LocalExecutor
 from synth.breakdown import category, unit_breakdown
 from synth.config import SynthConfig, UnitSpec
 
 __all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Liberty",
            "UnitResult", "default_liberty", "find_yosys", "parse_liberty", "registry",
-           "synth_unit", "run_flow"]
+           "synth_job", "synth_unit", "run_flow"]
 
 #: Bumped when the flow changes in a way that invalidates cached results.
 FLOW_VERSION = "3"
@@ -408,13 +408,41 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
 # All units
 
 
-def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *,
-             jobs: int = 2, require: bool = False,
-             delay_ps: int | None = None) -> list[tuple[UnitSpec, UnitResult]]:
-    """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``,
-    every unit mapped for the ABC delay target ``delay_ps``."""
+def synth_job(job: tuple) -> tuple[UnitSpec, UnitResult]:
+    """One unit of :func:`run_flow` as a pure job (an executor's ``map`` item): export its
+    Verilog and synthesize it in its own folder ``<out>/units/<unit>``.
+
+    ``job`` = ``(spec, lib, cfg, out, yosys, sta, delay_ps)``.
+    """
+    spec, lib, cfg, out, yosys, sta, delay_ps = job
     from hw.export import to_verilog
 
+    t0 = time.monotonic()
+    try:
+        verilog = to_verilog(registry()[spec.unit](), spec.unit)
+        res, cached = synth_unit(spec.unit, verilog, lib, cfg, Path(out) / "units" / spec.unit,
+                                 yosys, sta, delay_ps=delay_ps)
+    except FlowError:
+        raise
+    except Exception as exc:           # report which unit, in one line
+        raise FlowError(f"{spec.unit}: {type(exc).__name__}: {exc}") from exc
+    how = "cached" if cached else f"{time.monotonic() - t0:.1f} s"
+    crit = "-" if res.crit_path_ns is None else f"{res.crit_path_ns:.2f} ns"
+    abc = "" if res.abc_script == "main" else f", {res.abc_script} ABC script"
+    log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2, {crit}{abc} ({how})")
+    return spec, res
+
+
+def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *,
+             jobs: int = 2, require: bool = False,
+             delay_ps: int | None = None,
+             executor: Executor | None = None) -> list[tuple[UnitSpec, UnitResult]]:
+    """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``,
+    every unit mapped for the ABC delay target ``delay_ps``.
+
+    The units are jobs (:func:`synth_job`) on ``executor`` (default: a local process pool of
+    ``jobs`` workers, :mod:`executor`); results in the order of ``specs``.
+    """
     factories = registry()
     todo = []
     for spec in specs:
@@ -430,22 +458,8 @@ def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *
     sta = sta_version()
     log(f"Yosys: {yosys[1]}; OpenSTA: {sta or 'not installed'}; Liberty: {lib.name} "
         f"({lib.path})")
-
-    def one(spec: UnitSpec):
-        t0 = time.monotonic()
-        try:
-            verilog = to_verilog(factories[spec.unit](), spec.unit)
-            res, cached = synth_unit(spec.unit, verilog, lib, cfg, out / "units" / spec.unit,
-                                     yosys, sta, delay_ps=delay_ps)
-        except FlowError:
-            raise
-        except Exception as exc:           # report which unit, in one line
-            raise FlowError(f"{spec.unit}: {type(exc).__name__}: {exc}") from exc
-        how = "cached" if cached else f"{time.monotonic() - t0:.1f} s"
-        crit = "-" if res.crit_path_ns is None else f"{res.crit_path_ns:.2f} ns"
-        abc = "" if res.abc_script == "main" else f", {res.abc_script} ABC script"
-        log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2, {crit}{abc} ({how})")
-        return spec, res
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, todo))
+    items = [(spec, lib, cfg, Path(out), yosys, sta, delay_ps) for spec in todo]
+    if executor is not None:
+        return executor.map(synth_job, items)
+    with LocalExecutor(max(1, jobs)) as ex:
+        return ex.map(synth_job, items)

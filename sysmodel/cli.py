@@ -23,6 +23,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from executor import ExecutorError, add_executor_args, executor_from_args
+
 from .config import ConfigError
 from .hardware import TIMING_FILES, load_hardware
 from .sweep import FIGURES, check_out_dir, figure_grid, load_grid, read_table, run_grid
@@ -51,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--figure", help="figure number (see docs/sysmodel.md) or 'all'")
     which.add_argument("--grid", type=Path)
     sw.add_argument("--out", type=Path, required=True)
-    sw.add_argument("--jobs", type=int, default=1)
+    add_executor_args(sw)          # --executor local|ray, --address, --jobs
     sw.add_argument("--no-plot", action="store_true")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.add_argument("--timing", type=Path, default=None)
@@ -183,8 +185,6 @@ def main(argv: list | None = None) -> int:
                 raise ConfigError(f"{csv_path}: no such table (allowed: run sweep first)")
             plot_table(read_table(csv_path), grid, check_out_dir(args.out) / f"{grid.name}.png")
             return 0
-        if args.jobs < 1:
-            raise ConfigError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
         if args.grid is not None:
             paths = [args.grid]
         elif args.figure == "all":
@@ -197,15 +197,16 @@ def main(argv: list | None = None) -> int:
             grids = [replace(g, points=tuple(replace(p, cuda_graphs=False) for p in g.points))
                      for g in grids]
         check_out_dir(args.out)
-        for grid in grids:
-            out = run_grid(grid, args.out, jobs=args.jobs, plot=not args.no_plot,
-                           progress=not args.quiet, timing_files=_timing(args.timing),
-                           gpu_params=params)
-            written = [str(out["csv"])] + ([str(out["png"])] if out["png"] else [])
-            print(f"{grid.name}: {len(grid.points)} points in {out['seconds']:.2f} s -> "
-                  + ", ".join(written))
+        with executor_from_args(args) as ex:
+            for grid in grids:
+                out = run_grid(grid, args.out, plot=not args.no_plot,
+                               progress=not args.quiet, timing_files=_timing(args.timing),
+                               gpu_params=params, executor=ex)
+                written = [str(out["csv"])] + ([str(out["png"])] if out["png"] else [])
+                print(f"{grid.name}: {len(grid.points)} points in {out['seconds']:.2f} s -> "
+                      + ", ".join(written))
         return 0
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, ExecutorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output that cannot be written: one line, nothing half-written

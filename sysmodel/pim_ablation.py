@@ -22,9 +22,11 @@ import csv
 import io
 import math
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from executor import (Executor, ExecutorError, LocalExecutor, add_executor_args,
+                      executor_from_args)
 
 from .config import ConfigError
 from .hardware import TIMING_FILES, Hardware, load_hardware
@@ -110,17 +112,17 @@ def summarise(results: list) -> dict:
 
 
 def run(timing_files: tuple = TIMING_FILES, jobs: int = 1, figures=FIGURES,
-        output_len: int | None = None) -> list:
+        output_len: int | None = None, executor: Executor | None = None) -> list:
     """Rows ``(variant, figure, ratio, geomean, max)`` in variant order.
 
     ``output_len`` overrides the grids' (tests use a short one)."""
     tasks = [(v, f, tuple(str(p) for p in timing_files), output_len)
              for v in variants() for f in figures]
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_run, tasks))
+    if executor is not None:
+        results = executor.map(_run, tasks)
     else:
-        results = [_run(t) for t in tasks]
+        with LocalExecutor(jobs) as ex:
+            results = ex.map(_run, tasks)
     rows = []
     for (v, f, _, _), res in zip(tasks, results):
         for ratio, (gm, mx) in summarise(res).items():
@@ -157,30 +159,33 @@ def markdown(rows: list) -> str:
     return "\n".join(out)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # a bad option is bad input: one line, exit 2 (main)
+        raise ConfigError(message)
+
+
 def main(argv: list | None = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m sysmodel.pim_ablation",
-                                description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m sysmodel.pim_ablation", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--jobs", type=int, default=1)
+    add_executor_args(p)           # --executor local|ray, --address, --jobs
     p.add_argument("--timing", type=Path, default=None,
                    help="SPU timing file preferred over the default search order")
-    args = p.parse_args(argv)
     try:
-        if args.jobs < 1:
-            raise ConfigError(f"--jobs {args.jobs}: out of range (allowed: an integer >= 1)")
+        args = p.parse_args(argv)
         timing = TIMING_FILES
         if args.timing is not None:
             if not args.timing.is_file():
                 raise ConfigError(f"{args.timing}: --timing: no such file "
                                   "(allowed: an SPU timing YAML)")
             timing = (args.timing,) + TIMING_FILES
-        rows = run(timing, jobs=args.jobs)
+        with executor_from_args(args) as ex:
+            rows = run(timing, executor=ex)
         write_atomic(args.out / "pim_ablation.csv", csv_text(rows).encode("utf-8"))
         write_atomic(args.out / "pim_ablation.md", markdown(rows).encode("utf-8"))
         print(markdown(rows))
         return 0
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, ExecutorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

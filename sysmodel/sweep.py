@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from executor import Executor, LocalExecutor
 
 from .config import ConfigError
 # the grid and table names are part of the sweep's interface (re-exported)
@@ -82,29 +83,42 @@ class Progress:
         self.stream.flush()
 
 
+def _evaluate_rows(chunk: list) -> list:
+    """A job of :func:`run_points`: a few points (one process round trip for several)."""
+    return [_evaluate_row(a) for a in chunk]
+
+
 def run_points(points, jobs: int = 1, timing_files: tuple = TIMING_FILES,
-               progress: bool = True, label: str = "sweep", gpu_params=None) -> list:
-    """Evaluate ``points`` (in parallel with ``jobs`` processes); rows in input order."""
+               progress: bool = True, label: str = "sweep", gpu_params=None,
+               executor: Executor | None = None) -> list:
+    """Evaluate ``points`` on ``executor`` (default: a local pool of ``jobs`` processes,
+    :mod:`executor`); rows in input order."""
     bar = Progress(len(points), label, enabled=progress)
     params = None if gpu_params is None else str(gpu_params)
     args = [(p, tuple(str(f) for f in timing_files), params) for p in points]
     rows = []
-    if jobs <= 1 or len(points) < 2:
+    if executor is None and (jobs <= 1 or len(points) < 2):
         for a in args:
             rows.append(_evaluate_row(a))
             bar.step()
         return rows
-    chunk = max(1, len(args) // (4 * jobs))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for row in pool.map(_evaluate_row, args, chunksize=chunk):
-            rows.append(row)
-            bar.step()
+    width = (getattr(executor, "jobs", None) if executor is not None else None) or jobs
+    size = max(1, len(args) // (4 * max(1, width)))
+    chunks = [args[i:i + size] for i in range(0, len(args), size)]
+    if executor is not None:
+        done = executor.map(_evaluate_rows, chunks)
+    else:
+        with LocalExecutor(jobs) as ex:
+            done = ex.map(_evaluate_rows, chunks)
+    for chunk in done:
+        rows += chunk
+        bar.step(len(chunk))
     return rows
 
 
 def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
              progress: bool = True, timing_files: tuple = TIMING_FILES,
-             gpu_params=None) -> dict:
+             gpu_params=None, executor: Executor | None = None) -> dict:
     """Run a grid, write ``<out>/<name>.csv`` and (unless ``plot`` is false) the PNG.
 
     Returns
@@ -120,7 +134,7 @@ def run_grid(grid: Grid, out_dir: Path | str, jobs: int = 1, plot: bool = True,
             raise ConfigError(f"{path}: is a folder (allowed: a file path to write)")
     start = time.perf_counter()
     rows = run_points(grid.points, jobs=jobs, timing_files=timing_files, progress=progress,
-                      label=grid.name, gpu_params=gpu_params)
+                      label=grid.name, gpu_params=gpu_params, executor=executor)
     seconds = time.perf_counter() - start
     text = table_text(rows)
     files = {csv_path: text.encode("utf-8")}

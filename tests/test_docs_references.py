@@ -22,7 +22,7 @@ SIBLING_REF = re.compile(r"(?<![\w./-])([a-z][\w-]*\.md)\b")
 #: A Markdown link target, relative (``[x](docs/mx8.md#anchor)``).
 MD_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 #: Markdown files the project writes as outputs (under build/), not documents it cites.
-GENERATED = {"area.md", "summary.md", "ablation.md", "pim_ablation.md"}
+GENERATED = {"area.md", "summary.md", "ablation.md", "pim_ablation.md", "pareto.md"}
 
 
 def _text_files() -> list[Path]:

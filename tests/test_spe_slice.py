@@ -85,25 +85,34 @@ def test_float_composes_fparith(fmt, rounding):
     assert got == [sum(int(e) << (w * i) for i, e in enumerate(row)) for row in want]
 
 
-@pytest.mark.parametrize("rounding", ["rne", "sr"])
-def test_mx8_equals_state_update(rounding):
+@pytest.mark.parametrize("rounding, renorm", [("rne", "lod"), ("sr", "lod"), ("rne", "fixed"),
+                                              ("sr", "fixed")])
+def test_mx8_equals_state_update(rounding, renorm):
     """One operation per state column, d and k shared: the slice model equals the new state of
-    quant.spe.state_update (whose SR bits follow the SPU's order, column after column)."""
+    quant.spe.state_update (whose SR bits follow the SPU's order, column after column), with
+    either renormalization (the MX8 slice's ``renorm``)."""
     gen = torch.Generator().manual_seed(9)
     n = 32                                   # dim_state: 32 columns, v is two MX8 groups
     S = make_batch("add", n, gen).a          # (n, 2 groups): state column j is row j
     dk = make_batch("mul", 1, gen)
     d, k = dk.a[0], dk.b[0]                  # (2 groups): one sub-chunk each
     v = make_batch("add", 1, gen).a[0]       # n values
-    cfg = SPEConfig(rounding="nearest" if rounding == "rne" else "stochastic", rbits=8)
+    cfg = SPEConfig(rounding="nearest" if rounding == "rne" else "stochastic", rbits=8,
+                    renorm=renorm)
     rngs = [SPERandom.lfsr() if rounding == "sr" else None for _ in range(2)]
     got = reference("mx8", rounding, to_words(S, 2), to_words(d, 2) * n, to_words(k, 2) * n,
-                    scalar_to_words(v.scalars()), rng=rngs[0])
+                    scalar_to_words(v.scalars()), rng=rngs[0], renorm=renorm)
     want = to_words(state_update(S, d, k, v, d, cfg, rngs[1]).state, 2)
     assert got == want
     if rounding == "sr":
         assert got != reference("mx8", "rne", to_words(S, 2), to_words(d, 2) * n,
-                                to_words(k, 2) * n, scalar_to_words(v.scalars()))
+                                to_words(k, 2) * n, scalar_to_words(v.scalars()),
+                                renorm=renorm)
+
+
+def test_renorm_is_the_mx8_slices_only():
+    with pytest.raises(ValueError, match="renorm applies to the mx8 slice only"):
+        reference("fp16", "rne", [0], [0], [0], [0], renorm="fixed")
 
 
 @pytest.mark.parametrize("fmt", ["fp16", "mx8"])

@@ -21,6 +21,8 @@ import os
 import sys
 import time
 
+from executor import ExecutorError, add_executor_args, executor_from_args
+
 from .runner import (DATAPATHS, DECAY_ENCODINGS, FORMATS, INPUTS, RENORMS, RNGS, ROUNDINGS,
                      derive_seed, make_variant, run)
 from .workloads import FAMILIES, make_workload
@@ -77,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=_int("--steps"), default=2048)
     a.add_argument("--long-steps", type=_int("--long-steps"), default=8192)
     a.add_argument("--seeds", default="0,1", help="comma-separated seeds (0,1)")
-    a.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+    add_executor_args(a)        # --executor local|ray, --address, --jobs
+    a.set_defaults(jobs=min(2, os.cpu_count() or 1))
 
     pl = sub.add_parser("plot", help="re-draw the plots and table from DIR/curves.csv")
     pl.add_argument("--out", required=True)
@@ -86,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     fu.add_argument("--out", required=True)
     fu.add_argument("--steps", type=_int("--steps"), default=2048)
     fu.add_argument("--seeds", default="0,1", help="comma-separated seeds (0,1)")
-    fu.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+    add_executor_args(fu)        # --executor local|ray, --address, --jobs
+    fu.set_defaults(jobs=min(2, os.cpu_count() or 1))
 
     pp = sub.add_parser("perplexity", help="perplexity of the trained Mamba-2, one variant")
     pp.add_argument("--format", default="mx8", help=f"{','.join(FORMATS)} (mx8)")
@@ -102,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("perplexity-all", help="perplexity table and plot, every variant")
     pa.add_argument("--out", required=True)
     pa.add_argument("--seq-len", type=_int("--seq-len"), default=2048)
-    pa.add_argument("--jobs", type=_int("--jobs"), default=min(2, os.cpu_count() or 1))
+    add_executor_args(pa)        # --executor local|ray, --address, --jobs
+    pa.set_defaults(jobs=min(2, os.cpu_count() or 1))
     pa.add_argument("--replot", action="store_true", help="redraw the plot from OUT's CSV")
     return p
 
@@ -152,8 +157,17 @@ def _all(ns) -> int:
                       ("--jobs", ns.jobs)):
         if val < 1:
             _fail(f"{name} must be a positive integer, not {val}")
-    run_all(ns.out, steps=ns.steps, long_steps=ns.long_steps, seeds=seeds, jobs=ns.jobs)
+    with _executor(ns) as ex:
+        run_all(ns.out, steps=ns.steps, long_steps=ns.long_steps, seeds=seeds, executor=ex)
     return 0
+
+
+def _executor(ns):
+    """The executor of ``--executor/--address/--jobs`` (an unreachable cluster: one line)."""
+    try:
+        return executor_from_args(ns)
+    except (ExecutorError, ValueError) as e:
+        _fail(str(e))
 
 
 def _plot(ns) -> int:
@@ -178,8 +192,9 @@ def _fused(ns) -> int:
     for name, val in (("--steps", ns.steps), ("--jobs", ns.jobs)):
         if val < 1:
             _fail(f"{name} must be a positive integer, not {val}")
-    run_all(ns.out, steps=ns.steps, seeds=_seeds(ns.seeds), jobs=ns.jobs,
-            plan=fused_plan(ns.steps, _seeds(ns.seeds)))
+    with _executor(ns) as ex:
+        run_all(ns.out, steps=ns.steps, seeds=_seeds(ns.seeds), executor=ex,
+                plan=fused_plan(ns.steps, _seeds(ns.seeds)))
     return 0
 
 
@@ -209,7 +224,8 @@ def _perplexity_all(ns) -> int:
     if ns.jobs < 1:
         _fail(f"--jobs must be a positive integer, not {ns.jobs}")
     try:
-        run_sweep(ns.out, ns.seq_len, jobs=ns.jobs)
+        with _executor(ns) as ex:
+            run_sweep(ns.out, ns.seq_len, executor=ex)
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
     return 0

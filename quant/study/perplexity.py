@@ -26,7 +26,6 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -126,16 +125,23 @@ def _sweep_job(args) -> tuple[dict, dict]:
 
 
 def run_sweep(out: str, seq_len: int = 2048, *, batch: int = BATCH, seed: int = 0,
-              jobs: int = 2, cache_dir: str = _CACHE, log=print) -> list[dict]:
-    """The perplexity table and plot (see the module docstring)."""
+              jobs: int = 2, cache_dir: str = _CACHE, log=print,
+              executor=None) -> list[dict]:
+    """The perplexity table and plot (see the module docstring); the variants run on
+    ``executor`` (default: a local pool of ``jobs`` processes, :mod:`executor`)."""
     model, meta, _ = _setup(seq_len, batch, cache_dir, log)  # validates, trains if needed
     del model
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
     tasks = [(None, seq_len, batch, seed, cache_dir)] + [
         (kw, seq_len, batch, seed, cache_dir) for kw in sweep_variants()]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(_sweep_job, tasks))
+    if executor is not None:
+        results = executor.map(_sweep_job, tasks)
+        jobs = getattr(executor, "jobs", None) or jobs
+    else:
+        from executor import LocalExecutor
+        with LocalExecutor(jobs) as ex:
+            results = ex.map(_sweep_job, tasks)
     ref = results[0][1]["curve"]
     rows = []
     for desc, res in results:

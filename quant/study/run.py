@@ -18,9 +18,10 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import torch
+
+from executor import Executor, LocalExecutor
 
 from .plan import Job, default_plan
 from .plots import draw_all
@@ -80,24 +81,25 @@ def _commit(tmp: str, out: str) -> None:
 
 
 def run_all(out: str, *, steps: int = 2048, long_steps: int = 8192, seeds=(0, 1),
-            jobs: int = 2, plan: list[Job] | None = None) -> dict:
-    """Run the plan on ``jobs`` processes and write the outputs to ``out``."""
+            jobs: int = 2, plan: list[Job] | None = None,
+            executor: Executor | None = None) -> dict:
+    """Run the plan on ``executor`` (default: a local pool of ``jobs`` processes) and write
+    the outputs to ``out``."""
     plan = default_plan(steps, long_steps, tuple(seeds)) if plan is None else plan
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
     rows, timings = [], []
-    if jobs == 1:
-        results = map(run_job, plan)
+    if executor is not None:
+        results = executor.map(run_job, plan)
+        jobs = getattr(executor, "jobs", None) or jobs
     else:
-        pool = ProcessPoolExecutor(max_workers=jobs)
-        results = pool.map(run_job, plan)
+        with LocalExecutor(jobs) as ex:
+            results = ex.map(run_job, plan)
     for r, t in results:
         rows += r
         timings.append(t)
         print(f"  {t['workload']:7s} seed {t['seed']} {t['steps']:5d} steps "
               f"{t['seconds']:6.1f} s  {', '.join(t['variant_seconds'])[:90]}", flush=True)
-    if jobs != 1:
-        pool.shutdown()
     timing = {"wall_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs,
               "steps": steps, "long_steps": long_steps, "seeds": list(seeds),
               "runs": timings}
