@@ -1,7 +1,7 @@
 """One design point, measured four ways, as one pure job (:func:`evaluate_point`).
 
 1. **Synthesis** (:func:`synth.flow.synth_unit`, the flow of ``python -m synth``): area, cells,
-   critical path; scaled to 10 nm and to the DRAM process (:func:`synth.report.make_rows`,
+   critical path; scaled to 10 nm and to the DRAM process (:func:`synth.tables.make_rows`,
    :func:`synth.timing.timing_rows`).
 2. **Co-simulation** (:func:`cosim.runner.run_cosim`), a short bit-exact run against the
    golden model: the SPE slice bench (``cosim.tb_spe``) or the SPU state-update bench with
@@ -100,7 +100,7 @@ def _write_json(path: Path, data: dict) -> None:
 def _synth(point: DesignPoint, verilog: str, ctx: SynthContext, folder: Path) -> dict:
     from synth.config import UnitSpec
     from synth.flow import synth_unit
-    from synth.report import make_rows
+    from synth.tables import make_rows
     from synth.timing import load_timing, timing_rows
 
     res, _ = synth_unit(point.unit_name, verilog, ctx.liberty, ctx.cfg, folder, ctx.yosys,
