@@ -16,48 +16,17 @@ instance); see :mod:`executor.ray_executor`.
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from .base import Executor, ExecutorError, default_jobs
+
 __all__ = ["EXECUTORS", "Executor", "ExecutorError", "LocalExecutor", "add_executor_args",
-           "default_jobs",
-           "executor_from_args", "run_all",
-           "make_executor"]
+           "default_jobs", "executor_from_args", "make_executor", "run_all"]
 
 #: The executors a user can name (``--executor``).
 EXECUTORS = ("local", "ray")
-
-
-class ExecutorError(RuntimeError):
-    """An executor cannot run (Ray not installed, cluster unreachable): a one-line message."""
-
-
-def default_jobs() -> int:
-    """Worker processes by default: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-class Executor:
-    """Runs pure jobs; ``map`` returns their results in the order of the items."""
-
-    name = "base"
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release workers (idempotent)."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class LocalExecutor(Executor):

@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import Executor, ExecutorError, default_jobs
+from .base import Executor, ExecutorError, default_jobs
 
 __all__ = ["CONNECT_TIMEOUT_S", "ExecutorError", "RayExecutor", "check_reachable"]
 
