@@ -137,10 +137,10 @@ def _rtl_mutants() -> dict:
 def _plan(args, sims, env_vectors, seed) -> list[dict]:
     jobs = []
     for tb in (TESTBENCHES[n] for n in (args.tb or sorted(TESTBENCHES))):
-        vectors = args.vectors if args.vectors is not None else (
-            tb.long_vectors if args.long else env_vectors or tb.vectors)
         name = f"{tb.name}_long" if args.long else tb.name  # both kinds kept in the summary
         for sim in sims:
+            vectors = args.vectors if args.vectors is not None else (
+                tb.long_vectors if args.long else env_vectors or tb.default_vectors(sim))
             jobs.append({"name": name, "tb": tb.name, "unit": tb.unit, "module": tb.module,
                          "testcase": tb.testcase, "sim": sim, "seed": seed, "vectors": vectors,
                          "bulk": args.long and tb.bulk, "expect_pass": True})

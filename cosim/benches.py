@@ -1,7 +1,9 @@
 """The testbenches that ``python -m cosim`` (``make sim`` / ``make sim-long``) runs.
 
 Add one :class:`Testbench` per cocotb testbench module; ``vectors``/``long_vectors`` are the
-``COSIM_VECTORS`` of a normal and of a long regression; ``bulk``: the long regression runs in
+``COSIM_VECTORS`` of a normal and of a long regression (``verilator_vectors``, when given,
+replaces ``vectors`` on Verilator: the full count there, a smoke count on Icarus, which runs
+some 50x slower); ``bulk``: the long regression runs in
 the bulk mode (:mod:`cosim.bulk`: vectors streamed from memories in a generated wrapper).
 """
 
@@ -32,6 +34,13 @@ class Testbench:
     offline: bool = True
     testcase: str | None = None
     bulk: bool = False
+    verilator_vectors: int | None = None
+
+    def default_vectors(self, sim: str) -> int:
+        """The vectors of a normal regression on simulator ``sim``."""
+        if sim == "verilator" and self.verilator_vectors is not None:
+            return self.verilator_vectors
+        return self.vectors
 
 
 #: Formats of the SPE datapath slices ``spe_<format>[_sr]``.
@@ -42,18 +51,22 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # Mutants: cosim.spu_bench.SpuBench.MUTANTS (score mode does not round).
     *(Testbench(f"spu_{mode}", unit="spu_mx8_sim", module="cosim.tb_spu",
                 testcase=f"spu/mode={mode}",
-                vectors=512, long_vectors=4096,
+                vectors=512, verilator_vectors=10_000, long_vectors=40_000,
                 mutants=("swap_banks",) if mode == "score" else ("swap_banks", "nearest_only"))
       for mode in ("state_update", "score", "attend")),
     # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.
     Testbench("mx_mul", unit="mx_mul", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "nearest_only"), bulk=True),
+              verilator_vectors=100_000, long_vectors=1_000_000, bulk=True,
+              mutants=("stream_on_nearest", "nearest_only")),
     Testbench("mx_mul_scalar", unit="mx_mul_scalar", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",), bulk=True),
+              verilator_vectors=100_000, long_vectors=1_000_000, bulk=True,
+              mutants=("drop_mu_a",)),
     Testbench("mx_add", unit="mx_add", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("stream_on_nearest", "drop_mu_a"), bulk=True),
+              verilator_vectors=100_000, long_vectors=1_000_000, bulk=True,
+              mutants=("stream_on_nearest", "drop_mu_a")),
     Testbench("mx_dot", unit="mx_dot", module="cosim.tb_mx", vectors=3000,
-              long_vectors=1_000_000, mutants=("drop_mu_a",), bulk=True),
+              verilator_vectors=100_000, long_vectors=1_000_000, bulk=True,
+              mutants=("drop_mu_a",)),
     Testbench("lfsr", unit="lfsr", module="cosim.tb_lfsr", vectors=3000,
               long_vectors=1_000_000),
     # fp16 baseline PIM units with their bank models (hw/pim_fp16_sim.py); vectors =
@@ -72,7 +85,7 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);
     # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
     *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,
-                long_vectors=100_000, bulk=True,
+                verilator_vectors=100_000, long_vectors=400_000, bulk=True,
                 mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
       for f in SPE_FORMATS for sr in ("", "_sr")),
 ]}
