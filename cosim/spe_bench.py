@@ -12,7 +12,8 @@ unit's PRBS31 generators (one per rounding site, reset to the unit's ``seeds``) 
 Mutants (``COSIM_MUTANT``; each must make the scoreboard fail): ``no_outer`` (the reference
 drops ``k * v``), ``nearest_only`` (``_sr`` units: the reference rounds to nearest) and
 ``restart_lfsr`` (``_sr`` units: the reference restarts its generators every batch, so it
-only agrees on the first one).
+only agrees on the first one) and ``unfused`` (fused units, ``spe_mx8_fused[_sr]``: the
+reference rounds the two products and the sum separately).
 
 Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``COSIM_MUTANT``,
 ``COCOTB_RANDOM_SEED``.
@@ -42,7 +43,7 @@ DEFAULT_VECTORS = 1000
 BATCH = 1024
 #: Length of the first batch.
 FIRST = 100
-MUTANTS = ("no_outer", "nearest_only", "restart_lfsr")
+MUTANTS = ("no_outer", "nearest_only", "restart_lfsr", "unfused")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,30 +64,36 @@ class SpeOut:
 class Model:
     """Expected output words, batch after batch, from :func:`quant.spe_slice.reference`."""
 
-    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None):
+    def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None,
+                 fused: bool = False):
         self.fmt, self.rounding, self.seeds, self.mutant = fmt, rounding, seeds, mutant
+        self.fused = fused
         self.rng = self._fresh()
 
     def _fresh(self) -> SPERandom | None:
         return SPERandom.lfsr(self.seeds) if self.rounding == "sr" else None
 
     def __call__(self, s, d, k, v) -> list[int]:
-        rounding, rng = self.rounding, self.rng
+        rounding, rng, fused = self.rounding, self.rng, self.fused
         if self.mutant == "no_outer":
             v = [0] * len(v)          # k * 0 = 0 (or NaN for inf/NaN keys): not the unit
         elif self.mutant == "nearest_only":
             rounding, rng = "rne", None
         elif self.mutant == "restart_lfsr" and rng is not None:
             rng = self.rng = self._fresh()
-        return reference(self.fmt, rounding, s, d, k, v, rng)
+        elif self.mutant == "unfused":
+            fused = False
+        return reference(self.fmt, rounding, s, d, k, v, rng, fused=fused)
 
 
-def _models(fmt: str, rounding: str, seeds) -> dict:
-    models = {"golden": lambda: Model(fmt, rounding, seeds)}
+def _models(fmt: str, rounding: str, seeds, fused: bool = False) -> dict:
+    models = {"golden": lambda: Model(fmt, rounding, seeds, fused=fused)}
     for name in MUTANTS:
-        if name != "no_outer" and rounding != "sr":
+        if name in ("nearest_only", "restart_lfsr") and rounding != "sr":
             continue
-        models[name] = lambda name=name: Model(fmt, rounding, seeds, mutant=name)
+        if name == "unfused" and not fused:
+            continue
+        models[name] = lambda name=name: Model(fmt, rounding, seeds, mutant=name, fused=fused)
     return models
 
 
@@ -114,7 +121,8 @@ async def run_spe_bench(dut, *, name: str | None = None) -> dict:
             raise AssertionError(f"{dut._name}.{port} is {len(getattr(dut, port))} bits, the "
                                  f"golden model's {fmt} port is {width}")
     rng = make_rng()
-    model = select_model(_models(fmt, rounding, unit.seeds))()
+    fused = getattr(unit, "fused", False)
+    model = select_model(_models(fmt, rounding, unit.seeds, fused))()
     expected: deque = deque()
 
     def pop(txn):
@@ -126,8 +134,8 @@ async def run_spe_bench(dut, *, name: str | None = None) -> dict:
                         latency=unit.latency, rng=rng, name=name)
     vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
     gen = np.random.default_rng(rng.getrandbits(63))
-    bench.log.info("%s: %s, rounding %s, latency %d, %d vectors%s", dut._name, fmt, rounding,
-                   unit.latency, vectors,
+    bench.log.info("%s: %s%s, rounding %s, latency %d, %d vectors%s", dut._name, fmt,
+                   " fused" if fused else "", rounding, unit.latency, vectors,
                    "" if unit.seeds is None else
                    ", seeds " + " ".join(f"{k}={v:#x}" for k, v in unit.seeds.items()))
     return await bench.run(_stimulus(fmt, vectors, gen, model, expected))

@@ -14,7 +14,8 @@ import pytest
 from cosim.benches import SPE_FORMATS, TESTBENCHES
 from cosim.runner import SIMULATORS, run_cosim
 
-SPE_BENCHES = tuple(f"spe_{f}{sr}" for f in SPE_FORMATS for sr in ("", "_sr"))
+SPE_BENCHES = (tuple(f"spe_{f}{sr}" for f in SPE_FORMATS for sr in ("", "_sr"))
+               + ("spe_mx8_fused", "spe_mx8_fused_sr"))
 SHORT_VECTORS = 300
 
 
@@ -27,10 +28,13 @@ def test_cosim_spe_short(name):
 
 @pytest.mark.parametrize("name, mutant", [("spe_e4m3_sr", "restart_lfsr"),
                                           ("spe_mx8_sr", "nearest_only"),
-                                          ("spe_int8", "no_outer")])
+                                          ("spe_int8", "no_outer"),
+                                          ("spe_mx8_fused", "unfused"),
+                                          ("spe_mx8_fused_sr", "unfused")])
 def test_reference_mutant_is_caught(name, mutant):
-    """A wrongly called reference (generators restarted, SR off, outer product dropped) must
-    fail the scoreboard: the random-bit order and every term are really checked."""
+    """A wrongly called reference (generators restarted, SR off, outer product dropped, the
+    unfused datapath on a fused unit) must fail the scoreboard: the random-bit order, every
+    term and the single rounding are really checked."""
     tb = TESTBENCHES[name]
     r = run_cosim(tb.unit, tb.module, name=tb.name, vectors=SHORT_VECTORS, mutant=mutant,
                   check=False)
