@@ -15,9 +15,10 @@ update's ``S * d + k * v_j``). Five register stages:
    ``sh = top - 21``, raised so that ``X0 - 127 + sh >= 0`` (gradual underflow), overflow
    (``> 254``) makes a NaN group; per pair ``mu = 1`` when neither of its sums has a bit at the
    group's leading-one position (both lie below the group's leading binade). A pair with
-   ``mu = 1`` is rounded one bit finer: its sums enter the rounding doubled.
-5. ``s5`` = output: the one rounding (:func:`hw.sround.sround`, shift ``15 + sh``) with random
-   bits from the internal LFSR (site ``add``) or the pipelined ``i_rand``; zero and NaN groups.
+   ``mu = 1`` is rounded one bit finer: each pair gets its own rounding-shift register,
+   ``15 + sh - mu`` (which also keeps each shift register's fan-out to two lanes).
+5. ``s5`` = output: the one rounding (:func:`hw.sround.sround`) with random bits from the
+   internal LFSR (site ``add``) or the pipelined ``i_rand``; zero and NaN groups.
 """
 
 from __future__ import annotations
@@ -199,10 +200,10 @@ class MxFma(MxRoundingUnit, wiring.Component):
 
         # ---- stage 4: leading one, shift, exponent, overflow, micro-exponents --------------
         s4_valid, s4_stoch, s4_rand = pipe("s4", s3_valid, s3_stoch, s3_rand)
-        s4_v = [[sig(f"s4_v{g}_{i}", SUM_BITS + 1) for i in range(GROUP)]
-                for g in range(GROUPS)]
+        s4_v = [[sig(f"s4_v{g}_{i}", SUM_BITS) for i in range(GROUP)] for g in range(GROUPS)]
         s4_neg = [sig(f"s4_neg{g}", GROUP) for g in range(GROUPS)]
-        s4_shift = [sig(f"s4_shift{g}", 8) for g in range(GROUPS)]  # 15 + sh, biased by 6
+        # 15 + sh - mu per pair, biased by 6
+        s4_shift = [[sig(f"s4_shift{g}_{j}", 8) for j in range(PAIRS)] for g in range(GROUPS)]
         s4_exp = [sig(f"s4_exp{g}", 8) for g in range(GROUPS)]
         s4_nan = [sig(f"s4_nan{g}") for g in range(GROUPS)]
         s4_mu = [sig(f"s4_mu{g}", PAIRS) for g in range(GROUPS)]
@@ -224,7 +225,6 @@ class MxFma(MxRoundingUnit, wiring.Component):
                 exp.eq(e_base + sh2),
             ]
             m.d.sync += [
-                s4_shift[g].eq(sh2 + FRAC + SHIFT_BIAS),
                 s4_exp[g].eq(exp[:8]),
                 s4_nan[g].eq(s3_nan[g] | (exp > EXP_NAN - 1)),
                 s4_neg[g].eq(s3_neg[g]),
@@ -232,13 +232,17 @@ class MxFma(MxRoundingUnit, wiring.Component):
             for j in range(PAIRS):
                 v0, v1 = s3_v[g][2 * j], s3_v[g][2 * j + 1]
                 mu = Signal(name=f"s4_mu_c{g}_{j}")
-                m.d.comb += mu.eq(~((v0 | v1) & lead).any())
-                m.d.sync += s4_mu[g][j].eq(mu)
-                for i in (2 * j, 2 * j + 1):  # mu = 1: rounded one bit finer
-                    m.d.sync += s4_v[g][i].eq(Mux(mu, s3_v[g][i] << 1, s3_v[g][i]))
+                m.d.comb += mu.eq(lead.any() & ~((v0 | v1) & lead).any())
+                m.d.sync += [
+                    s4_mu[g][j].eq(mu),
+                    s4_shift[g][j].eq(sh2 + FRAC + SHIFT_BIAS - mu),  # mu = 1: one bit finer
+                ]
+                for i in (2 * j, 2 * j + 1):
+                    m.d.sync += s4_v[g][i].eq(s3_v[g][i])
 
         # ---- stage 5: the one rounding, zero/NaN groups, output register -------------------
+        shifts = [[s4_shift[g][i // 2] for i in range(GROUP)] for g in range(GROUPS)]
         self._rounding_stage(m, prefix="s5", valid=s4_valid, stoch=s4_stoch, port_rand=s4_rand,
-                             values=s4_v, shifts=s4_shift, exps=s4_exp, nans=s4_nan,
+                             values=s4_v, shifts=shifts, exps=s4_exp, nans=s4_nan,
                              negs=s4_neg, mus=s4_mu, bias=SHIFT_BIAS)
         return m
