@@ -16,7 +16,8 @@ Reference mutants (checked offline against a golden run's recorded responses,
 :func:`cosim.stream.check_mutant`; each must disagree with them): ``no_outer`` (the reference
 drops ``k * v``), ``nearest_only`` (``_sr`` units: the reference rounds to nearest) and
 ``restart_lfsr`` (``_sr`` units: the reference restarts its generators every batch, so it
-only agrees on the first one).
+only agrees on the first one) and ``unfused`` (fused units, ``spe_mx8_fused[_sr]``: the
+reference rounds the two products and the sum separately).
 
 Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``COSIM_MUTANT``,
 ``COCOTB_RANDOM_SEED``.
@@ -43,7 +44,7 @@ DEFAULT_VECTORS = 1000
 BATCH = 1024
 #: Length of the first batch.
 FIRST = 100
-MUTANTS = ("no_outer", "nearest_only", "restart_lfsr")
+MUTANTS = ("no_outer", "nearest_only", "restart_lfsr", "unfused")
 #: The planner's name for :func:`cosim.tb.run_stream` and the traces.
 PLANNER = "cosim.spe_bench:plan"
 
@@ -52,28 +53,33 @@ class Model:
     """Expected output words, batch after batch, from :func:`quant.spe_slice.reference`."""
 
     def __init__(self, fmt: str, rounding: str, seeds: dict | None, mutant: str | None = None,
-                 renorm: str = "lod"):
+                 renorm: str = "lod", fused: bool = False):
         self.fmt, self.rounding, self.seeds, self.mutant = fmt, rounding, seeds, mutant
         self.renorm = renorm
+        self.fused = fused
         self.rng = self._fresh()
 
     def _fresh(self) -> SPERandom | None:
         return SPERandom.lfsr(self.seeds) if self.rounding == "sr" else None
 
     def __call__(self, s, d, k, v) -> list[int]:
-        rounding, rng = self.rounding, self.rng
+        rounding, rng, fused = self.rounding, self.rng, self.fused
         if self.mutant == "no_outer":
             v = [0] * len(v)          # k * 0 = 0 (or NaN for inf/NaN keys): not the unit
         elif self.mutant == "nearest_only":
             rounding, rng = "rne", None
         elif self.mutant == "restart_lfsr" and rng is not None:
             rng = self.rng = self._fresh()
-        return reference(self.fmt, rounding, s, d, k, v, rng, renorm=self.renorm)
+        elif self.mutant == "unfused":
+            fused = False
+        return reference(self.fmt, rounding, s, d, k, v, rng, renorm=self.renorm, fused=fused)
 
 
-def mutants(rounding: str) -> tuple[str, ...]:
-    """The reference mutants that apply to a slice with rounding ``rounding``."""
-    return MUTANTS if rounding == "sr" else ("no_outer",)
+def mutants(rounding: str, fused: bool = False) -> tuple[str, ...]:
+    """The reference mutants that apply to a slice with rounding ``rounding`` (``unfused``
+    only to a fused slice)."""
+    names = MUTANTS if rounding == "sr" else ("no_outer", "unfused")
+    return tuple(n for n in names if fused or n != "unfused")
 
 
 def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
@@ -81,9 +87,10 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     """``vectors`` operations of the SPE slice ``unit`` (its ``fmt``, ``rounding``,
     ``seeds`` and ``latency``), all drawn from ``seed``."""
     fmt, rounding = unit.fmt, unit.rounding
-    if mutant is not None and mutant not in mutants(rounding):
+    fused = getattr(unit, "fused", False)
+    if mutant is not None and mutant not in mutants(rounding, fused):
         raise ValueError(f"COSIM_MUTANT={mutant!r}: unknown for rounding {rounding} (allowed: "
-                         f"{', '.join(mutants(rounding))})")
+                         f"{', '.join(mutants(rounding, fused))})")
     widths = port_widths(unit, ("s", "d", "k", "v"), ("s",))
     ports = slice_ports(fmt)
     for port, width in (("s", ports["W"]), ("v", ports["Wv"])):
@@ -93,7 +100,7 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     gen = np.random.default_rng(seed)
     # the MX8 slice's renormalization policy (hw.spe_mx8.SpeMx8(renorm=...)); lod otherwise
     model = Model(fmt, rounding, unit.seeds, mutant=mutant,
-                  renorm=getattr(unit, "renorm", "lod"))
+                  renorm=getattr(unit, "renorm", "lod"), fused=fused)
     inputs: dict[str, list[int]] = {p: [] for p in ("s", "d", "k", "v")}
     expected: list[int] = []
     batches = []
@@ -112,7 +119,7 @@ def plan(unit, vectors: int, seed: int, *, idle: float = 0.25,
     nrng = np.random.default_rng(gen.integers(0, 2**63))
     g = gaps(nrng, vectors, idle)
     junk, pick = junk_pool(nrng, widths, tuple(inputs), int(g.sum()))
-    info = {"format": fmt, "rounding": rounding}
+    info = {"format": fmt, "rounding": rounding, "fused": fused}
     if coverage is not None:
         info["coverage"] = coverage.table()
     if unit.seeds is not None:

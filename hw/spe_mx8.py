@@ -20,6 +20,12 @@ so synthesis removes the stochastic-rounding logic. ``rounding="sr"`` builds the
 internal PRBS31 generators (one per site, :data:`quant.rng.SITES`) and ``i_stoch`` = 1: each
 generator advances when its unit's rounding stage holds a valid operation, lane ``i`` taking
 stream bits ``[8i, 8i+8)`` of that operation's block.
+
+``fused=True`` replaces the two multipliers and the adder by the fused unit
+(:class:`hw.mx_fma.MxFma`, docs/mx8.md section 8a): both products enter the adder at full
+width, aligned, and the sum is rounded once; golden model :func:`quant.spe_slice.reference`
+with ``fused=True``. Only the ``add`` site rounds, so ``rounding="sr"`` builds one generator
+(seed ``seeds["add"]``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from quant.constants import LANES, RBITS
 from .export import register_unit
 from .mx8_layout import mx_scalar_layout, mx_subchunk_layout
 from .mx_add import MxAdd
+from .mx_fma import MxFma
 from .mx_mul import MxMul
 from .spe_float import check_slice_params
 from .sround import check_renorm
@@ -53,6 +60,9 @@ class SpeMx8(wiring.Component):
         ``add``); default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
     renorm : {"lod", "fixed"}
         Renormalization policy of the multipliers and the adder (:class:`quant.spe.SPEConfig`).
+    fused : bool
+        One fused multiply-add with one rounding (:class:`hw.mx_fma.MxFma`) instead of three
+        rounded operations (``SPEConfig(fused=True)``; needs ``renorm="lod"``).
 
     Members
     -------
@@ -69,16 +79,25 @@ class SpeMx8(wiring.Component):
     """
 
     def __init__(self, *, rounding: str = "rne", seeds: dict | None = None,
-                 renorm: str = "lod"):
+                 renorm: str = "lod", fused: bool = False):
         self._seeds = check_slice_params(rounding, seeds)
         self._renorm = check_renorm(renorm)
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be a bool, not {fused!r}")
+        if fused and renorm != "lod":
+            raise ValueError(f"fused=True needs renorm='lod' (the fused adder has no other "
+                             f"policy), not {renorm!r}")
+        self._fused = fused
         self._rounding = rounding
         seed = (lambda site: None) if self._seeds is None else self._seeds.get
         kw = {"rbits": RBITS, "renorm": renorm}
-        self._mul_decay = MxMul(scalar=False, seed=seed("mul_decay"), **kw)
-        self._mul_outer = MxMul(scalar=True, seed=seed("mul_outer"), **kw)
-        self._add = MxAdd(seed=seed("add"), **kw)
-        assert self._mul_decay.latency == self._mul_outer.latency
+        if fused:
+            self._fma = MxFma(rbits=RBITS, seed=seed("add"))
+        else:
+            self._mul_decay = MxMul(scalar=False, seed=seed("mul_decay"), **kw)
+            self._mul_outer = MxMul(scalar=True, seed=seed("mul_outer"), **kw)
+            self._add = MxAdd(seed=seed("add"), **kw)
+            assert self._mul_decay.latency == self._mul_outer.latency
         width = mx_subchunk_layout().size
         super().__init__({
             "i_valid": In(1),
@@ -113,13 +132,21 @@ class SpeMx8(wiring.Component):
         return self._renorm
 
     @property
+    def fused(self) -> bool:
+        """One fused multiply-add (one rounding) instead of three rounded operations."""
+        return self._fused
+
+    @property
     def seeds(self) -> dict[str, int] | None:
         """Reset values of the site generators (``"sr"``), else ``None``."""
         return None if self._seeds is None else dict(self._seeds)
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """The register stages: the multipliers' (side by side), then the adder's."""
+        """The register stages: the multipliers' (side by side), then the adder's; or the
+        fused unit's."""
+        if self._fused:
+            return tuple(f"fma.{s}" for s in self._fma.stages)
         return (tuple(f"mul.{s}" for s in self._mul_decay.stages)
                 + tuple(f"add.{s}" for s in self._add.stages))
 
@@ -129,6 +156,8 @@ class SpeMx8(wiring.Component):
         return len(self.stages)
 
     def elaborate(self, platform):
+        if self._fused:
+            return self._elaborate_fused()
         m = Module()
         mul_d = m.submodules.mul_decay = self._mul_decay
         mul_o = m.submodules.mul_outer = self._mul_outer
@@ -153,6 +182,25 @@ class SpeMx8(wiring.Component):
         ]
         return m
 
+    def _elaborate_fused(self):
+        m = Module()
+        fma = m.submodules.fma = self._fma
+        m.d.comb += fma.i_stoch.eq(int(self._rounding == "sr"))
+        if fma.seed is None:
+            m.d.comb += fma.i_rand.as_value().eq(0)
+        m.d.comb += [
+            fma.i_valid.eq(self.i_valid),
+            fma.i_a.eq(self.i_s),
+            fma.i_b.eq(self.i_d),
+            fma.i_c.eq(self.i_k),
+            fma.i_e.eq(self.i_v),
+            self.o_valid.eq(fma.o_valid),
+            self.o_s.eq(fma.o_y),
+        ]
+        return m
+
 
 register_unit("spe_mx8", lambda: SpeMx8())
 register_unit("spe_mx8_sr", lambda: SpeMx8(rounding="sr"))
+register_unit("spe_mx8_fused", lambda: SpeMx8(fused=True))
+register_unit("spe_mx8_fused_sr", lambda: SpeMx8(rounding="sr", fused=True))

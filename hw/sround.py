@@ -179,7 +179,8 @@ class MxRoundingUnit:
         """The last stage of an MX unit: round every value of every group (:func:`sround`,
         random bits from :func:`round_source`), clear zero and NaN groups, and register the
         result on ``o_y``/``o_valid``. Per group ``g``: ``values[g][i]`` (unsigned), the shift
-        ``shifts[g]``, the result exponent ``exps[g]``, the NaN flag ``nans[g]``, the signs
+        ``shifts[g]`` (or a list of one shift per value), the result exponent ``exps[g]``,
+        the NaN flag ``nans[g]``, the signs
         ``negs[g][i]`` and the result micro-exponents ``mus[g]`` (``None``: all 0). Signals are
         named ``<prefix>_mag<g>_<i>``, ``<prefix>_zero<g>``, ``<prefix>_clear<g>``."""
 
@@ -193,7 +194,8 @@ class MxRoundingUnit:
             for i, v in enumerate(vals):
                 mag = Signal(MAG_BITS, name=f"{prefix}_mag{g}_{i}")
                 add = round_addend(rand[g * group + i], stoch, rbits)
-                m.d.comb += mag.eq(sround(v, shifts[g], add, rbits=rbits, bias=bias))
+                shift = shifts[g][i] if isinstance(shifts[g], list) else shifts[g]
+                m.d.comb += mag.eq(sround(v, shift, add, rbits=rbits, bias=bias))
                 mags.append(mag)
             zero = Signal(name=f"{prefix}_zero{g}")
             clear = Signal(name=f"{prefix}_clear{g}")

@@ -4,10 +4,14 @@ Measures (best of ``--repeat`` wall-clock runs, after one warm-up):
 
 * MX8 quantize throughput, values/s, for round-to-nearest and stochastic rounding;
 * bit-exact SPE state update throughput, sub-chunk updates/s (one sub-chunk = 32 state
-  values through decay multiply, outer-product multiply, add and dot product);
+  values through decay multiply, outer-product multiply, add and dot product), unfused and
+  fused (``SPEConfig(fused=True)``: one rounding);
 * a plain fp32 torch state update on the same shapes, and the ratio of the two.
 
 The figures go to a JSON file (written atomically) with the machine and library versions.
+Each ``*_per_s`` figure also has a ``*_per_cpu_s`` twin: the same work over the process's CPU
+time (best of the runs), which other jobs on a shared machine inflate far less than the wall
+clock (with one thread, ``OMP_NUM_THREADS=1``, it is the comparable figure).
 """
 
 from __future__ import annotations
@@ -25,14 +29,22 @@ from . import mx8, spe
 from .rng import SPERandom
 
 
-def _best(fn, repeat: int) -> float:
+def _best(fn, repeat: int) -> tuple[float, float]:
+    """Best wall-clock and best process-CPU seconds of ``repeat`` runs (after a warm-up)."""
     fn()  # warm-up
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return best, best_cpu
+
+
+def _rate(res: dict, key: str, work: float, fn, repeat: int) -> None:
+    wall, cpu = _best(fn, repeat)
+    res[f"{key}_per_s"] = work / wall
+    res[f"{key}_per_cpu_s"] = work / cpu
 
 
 def run(n_values: int, shape: tuple[int, int, int, int], repeat: int, seed: int) -> dict:
@@ -40,8 +52,8 @@ def run(n_values: int, shape: tuple[int, int, int, int], repeat: int, seed: int)
     x = torch.randn(n_values, generator=gen)
     res: dict = {"seed": seed, "repeat": repeat, "threads": torch.get_num_threads()}
     for rounding in mx8.ROUNDINGS:
-        dt = _best(lambda: mx8.quantize(x, rounding, rng=seed), repeat)
-        res[f"quantize_{rounding}_values_per_s"] = n_values / dt
+        _rate(res, f"quantize_{rounding}_values", n_values,
+              lambda: mx8.quantize(x, rounding, rng=seed), repeat)
 
     b, h, ds, dh = shape
     S = torch.randn(b, h, ds, dh, generator=gen)
@@ -50,16 +62,17 @@ def run(n_values: int, shape: tuple[int, int, int, int], repeat: int, seed: int)
     v = torch.randn(b, h, ds, generator=gen)
     enc = [mx8.encode(t) for t in (S, d, k, v, q)]
     subchunks = b * h * ds * dh // spe.SUBCHUNK
-    for rounding in mx8.ROUNDINGS:
-        cfg = spe.SPEConfig(rounding=rounding)
-        dt = _best(lambda: spe.state_update(*enc, cfg, SPERandom.torch(seed)), repeat)
-        res[f"state_update_exact_{rounding}_subchunks_per_s"] = subchunks / dt
+    for fused in (False, True):
+        for rounding in mx8.ROUNDINGS:
+            cfg = spe.SPEConfig(rounding=rounding, fused=fused)
+            _rate(res, f"state_update_exact_{'fused_' if fused else ''}{rounding}_subchunks",
+                  subchunks, lambda: spe.state_update(*enc, cfg, SPERandom.torch(seed)), repeat)
 
     def fp32_update():
         new = d[..., None, :] * S + k[..., None, :] * v[..., :, None]
         return new, (new * q[..., None, :]).sum(-1)
 
-    res["state_update_fp32_subchunks_per_s"] = subchunks / _best(fp32_update, repeat)
+    _rate(res, "state_update_fp32_subchunks", subchunks, fp32_update, repeat)
     res["exact_over_fp32_ratio"] = (res["state_update_exact_stochastic_subchunks_per_s"]
                                     / res["state_update_fp32_subchunks_per_s"])
     res["shape_batch_heads_dimstate_dimhead"] = list(shape)
@@ -94,7 +107,8 @@ def main(argv=None) -> int:
                machine=platform.machine(), cpus=os.cpu_count())
     for key, val in res.items():
         if key.endswith("_per_s"):
-            print(f"  {key:48s} {val / 1e6:10.2f} M")
+            cpu = res[key[:-len("_per_s")] + "_per_cpu_s"]
+            print(f"  {key:52s} {val / 1e6:8.2f} M  (per CPU-second {cpu / 1e6:8.2f} M)")
     print(f"  exact/fp32 state-update ratio {res['exact_over_fp32_ratio']:.4f}")
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)

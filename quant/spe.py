@@ -368,11 +368,7 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
     if cfg.fused:  # one rounding: only the adder's generator draws
         rand = hardware_order_rand(rng["add"], lead, dim_state, dim_head, cfg.rounding,
                                    cfg.rbits)
-        nl = len(lead)
-        new = fused_mul_add(S, d.unsqueeze(nl), k.unsqueeze(nl),
-                            v.scalars().expand_groups(lead + (dim_state,), k.exp.shape[-1]),
-                            cfg, rand)
-        partial = dot(new, q.unsqueeze(nl))
+        new, partial = _fused_update_fast(S, d, k, v, q, cfg, rand)
         return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
     draws = {s: hardware_order_rand(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits)
              for s in SITES}
@@ -544,7 +540,16 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
         torch.sum(smag, dim=-1, dtype=i32, out=acc[c])  # |A_g| < 2**18
     new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
               out_mag).reshape_lead(*lead_s)
-    # partial = dot(new, q): per sub-chunk, the two groups aligned to the larger exponent
+    return new, _dot_of_groups(acc, new, q, lead_s)
+
+
+def _dot_of_groups(acc, new: MX8, q: MX8, lead_s) -> DotOut:
+    """``dot(new, q)`` from the exact per-group sums ``acc`` (``(L, dim_state, G)`` int32, the
+    ``A_g`` of docs/mx8.md section 7): per sub-chunk, the two groups aligned to the larger
+    exponent."""
+    i32 = torch.int32
+    G = new.exp.shape[-1]
+    q_nan = q.nan
     acc = acc.reshape(*lead_s, G // 2, 2)
     xg = (new.exp + q.exp.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2)
     nan = (new.nan | q_nan.reshape(*lead_s[:-1], 1, G)).reshape(*lead_s, G // 2, 2).any(-1)
@@ -553,7 +558,92 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
     y = ((acc << DOT_GUARD_BITS) >> dist).sum(dim=-1, dtype=torch.int64)
     y = torch.where(nan, 0, y)
     x = torch.where(nan, DOT_X_NAN, x).to(i32)
-    return new, DotOut(y, x)
+    return DotOut(y, x)
+
+
+def _fused_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, rand):
+    """The fused state update (:func:`fused_mul_add` then :func:`dot`), in place over chunks
+    like :func:`_state_update_fast`; bit-identical to the composition (tests/test_spe_arith.py).
+    ``rand``: the adder site's bits, ``(*lead, dim_state, dim_head)``, or None."""
+    i32 = torch.int32
+    lead_s = tuple(S.exp.shape[:-1])
+    ds, G = S.exp.shape[-2], S.exp.shape[-1]
+    L = S.exp[..., 0, 0].numel()
+    S = S.reshape_lead(L, ds)
+    d, k, q = d.reshape_lead(L), k.reshape_lead(L), q.reshape_lead(L)
+    vs = v.scalars()
+    vexp, vmu, vsign, vmag = (t.reshape(L, ds) for t in (vs.exp, vs.mu, vs.sign, vs.mag))
+    rand = None if rand is None else rand.reshape(L, ds, G, GROUP)
+    frac = MAG_BITS + 1 + FMA_FRAC_BITS
+    lim = 2 * MAG_BITS + 2 + FMA_FRAC_BITS
+    d_sh = 2 - d.mu_el  # the product's shift is 2 - mu_a - mu_b
+    k_sh = 2 - k.mu_el
+    q_sh = 2 - q.mu_el
+    qs = apply_sign(q.mag, q.sign)
+    out_exp = torch.empty(L, ds, G, dtype=i32)
+    out_mu = torch.empty(L, ds, G, PAIRS, dtype=i32)
+    out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
+    out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
+    acc = torch.empty(L, ds, G, dtype=i32)
+    step = max(1, _CHUNK // (ds * G * GROUP))
+    for a in range(0, L, step):
+        c = slice(a, min(L, a + step))
+        shape = S.mag[c].shape
+        w = [_workspace(i, shape) for i in range(4)]
+        # decay product, exact: S.mag * d.mag << (2 - mu_S - mu_d)
+        sh1 = w[0]
+        sh1.view(*shape[:-1], PAIRS, 2).copy_(S.mu[c].unsqueeze(-1).expand(
+            *shape[:-1], PAIRS, 2))
+        torch.sub(d_sh[c, None], sh1, out=sh1)
+        p1 = torch.mul(S.mag[c], d.mag[c, None], out=w[1])
+        p1 <<= sh1
+        x1 = S.exp[c] + d.exp[c, None]
+        # outer product, exact: k.mag * v_j.mag << (2 - mu_k - mu_v)
+        p2 = torch.mul(k.mag[c, None], vmag[c, :, None, None], out=w[2])
+        p2 <<= torch.sub(k_sh[c, None], vmu[c, :, None, None], out=w[3])
+        x2 = k.exp[c, None] + vexp[c, :, None]
+        x0 = torch.maximum(x1, x2)
+        nan = ((S.exp[c] == EXP_NAN) | (d.exp[c, None] == EXP_NAN)
+               | (k.exp[c, None] == EXP_NAN) | (vexp[c, :, None] == EXP_NAN))
+        # alignment to X0 with FMA_FRAC_BITS fraction bits, signed, summed
+        p1 <<= FMA_FRAC_BITS
+        p1 >>= (x0 - x1).clamp_(max=lim).unsqueeze(-1)
+        m = torch.bitwise_xor(S.sign[c], d.sign[c, None], out=w[0]).neg_()
+        p1 ^= m
+        p1 -= m
+        p2 <<= FMA_FRAC_BITS
+        p2 >>= (x0 - x2).clamp_(max=lim).unsqueeze(-1)
+        m = torch.bitwise_xor(k.sign[c, None], vsign[c, :, None, None], out=w[0]).neg_()
+        p2 ^= m
+        p2 -= m
+        total = p1.add_(p2)
+        mag = torch.abs(total, out=out_mag[c])
+        pmax = mag.view(*shape[:-1], PAIRS, 2).amax(dim=-1)
+        vmax = pmax.amax(dim=-1)
+        top = _bitlen(vmax)
+        mu = (_bitlen(pmax) < top.unsqueeze(-1)).to(i32)  # the quantizer's rule (8a.7)
+        e_base = x0 - BIAS
+        sh = top - (MAG_BITS + frac)
+        sure = sh >= -e_base  # not raised by underflow: the largest rounds to >= 32
+        sh = torch.maximum(sh, -e_base)
+        mag.view(*shape[:-1], PAIRS, 2).__ilshift__(mu.unsqueeze(-1))  # mu = 1: one bit finer
+        _round_inplace(mag, sh + frac, cfg, None if rand is None else rand[c])
+        exp, clear = _exp_and_clear(mag, e_base + sh, vmax, sure, nan)
+        out_exp[c] = exp
+        out_mu[c] = mu.mul_((~clear).unsqueeze(-1))
+        neg = total.__irshift__(31)  # -1 where the sum is negative
+        smag = torch.bitwise_xor(mag, neg, out=w[0])
+        smag -= neg
+        sign = torch.bitwise_right_shift(smag, 31, out=out_sign[c])
+        sign.neg_()  # sign = 1 only for a non-zero magnitude
+        # dot terms: m * q << (2 - mu_new - mu_q), exact (|A_g| < 2**19)
+        smag *= qs[c, None]
+        qsh = torch.sub(q_sh[c, None], out_mu[c].unsqueeze(-1).expand(
+            *shape[:-1], PAIRS, 2).reshape(shape), out=w[1])
+        smag <<= qsh
+        torch.sum(smag, dim=-1, dtype=i32, out=acc[c])
+    new = MX8(out_exp, out_mu, out_sign, out_mag).reshape_lead(*lead_s)
+    return new, _dot_of_groups(acc, new, q, lead_s)
 
 
 def attention_score(keys: MX8, q: MX8) -> DotOut:

@@ -18,7 +18,9 @@ is what testbenches import; the arithmetic is composed from the format's own gol
     ``W = 256`` (:func:`quant.mx8.to_words` with two groups per word), ``Wv = 16``
     (:func:`quant.mx8.scalar_to_words`). ``o = add(mul(s, d), mul_scalar(k, v))``
     (:mod:`quant.spe`, ``SPEConfig(rounding, rbits=8, renorm="lod")``); ``"rne"`` is the MX
-    round-to-nearest (``"nearest"``), ``"sr"`` is ``"stochastic"``.
+    round-to-nearest (``"nearest"``), ``"sr"`` is ``"stochastic"``. With ``fused=True``:
+    ``o = fused_mul_add(s, d, k, v)`` (``SPEConfig(fused=True)``, docs/mx8.md section 8a), one
+    rounding, and only the ``add`` site draws random bits.
 ``int8``
     Delegated to :func:`quant.spe_int8.update_words`.
 
@@ -42,7 +44,7 @@ from .fparith import get_format, ref_add, ref_mul
 from .mx8 import GROUP_BITS, SCALAR_BITS, from_words, scalar_from_words, to_words
 from .rng import SITES, SPERandom
 from . import spe_int8
-from .spe import RBITS, SPEConfig, add, mul, mul_scalar
+from .spe import RBITS, SPEConfig, add, fused_mul_add, mul, mul_scalar
 from .words import check_words
 
 __all__ = ["FORMATS", "ROUNDINGS", "LANES", "slice_ports",
@@ -105,7 +107,7 @@ def _draws(rng: SPERandom, n: int, r: int) -> dict:
 
 def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Sequence[int],
               v: Sequence[int], rng: SPERandom | None = None, *,
-              renorm: str = "lod") -> list[int]:
+              renorm: str = "lod", fused: bool = False) -> list[int]:
     """Expected ``o_s`` words of ``N`` slice operations ``s' = d (.) s + k * v``.
 
     Parameters
@@ -122,10 +124,13 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
         ``i_v`` port words (``Wv`` bits).
     rng : SPERandom, optional
         Random sources of the three sites (required for ``"sr"``; ``SPERandom.lfsr(seeds)``
-        reproduces the slices' generators). Consumed: one ``(N, 32)`` draw per site.
+        reproduces the slices' generators). Consumed: one ``(N, 32)`` draw per site (only
+        site ``add`` when ``fused``).
     renorm : {"lod", "fixed"}
         ``mx8`` only: the renormalization policy of the slice (:class:`quant.spe.SPEConfig`;
         the registered units use ``"lod"``).
+    fused : bool
+        ``mx8`` only: the fused state update (one rounding, :func:`quant.spe.fused_mul_add`).
 
     Returns
     -------
@@ -145,6 +150,10 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
     if renorm != "lod" and fmt != "mx8":
         raise ValueError(f"renorm applies to the mx8 slice only, not {fmt!r}")
+    if not isinstance(fused, bool):
+        raise TypeError(f"fused must be a bool, not {fused!r}")
+    if fused and fmt != "mx8":
+        raise ValueError(f"fused=True is an MX8 datapath option, not one of {fmt!r}")
     if fmt == "int8":
         return spe_int8.update_words(s, d, k, v, rounding=rounding, rng=rng)
     if rounding == "sr":
@@ -162,7 +171,7 @@ def reference(fmt: str, rounding: str, s: Sequence[int], d: Sequence[int], k: Se
     if n == 0:
         return []
     if fmt == "mx8":
-        return _mx8(rounding, s, d, k, v, rng, renorm)
+        return _mx8(rounding, s, d, k, v, rng, renorm, fused)
     return _float(fmt, rounding, s, d, k, v, rng)
 
 
@@ -183,14 +192,19 @@ def _float(fmt, rounding, s, d, k, v, rng) -> list[int]:
     return _float_words(ref_add(decay, outer, fmt, **kw["add"]), width)
 
 
-def _mx8(rounding, s, d, k, v, rng, renorm="lod") -> list[int]:
+def _mx8(rounding, s, d, k, v, rng, renorm="lod", fused=False) -> list[int]:
     n = len(s)
     stoch = rounding == "sr"
     cfg = SPEConfig(rounding="stochastic" if stoch else "nearest", rbits=RBITS,
-                    renorm=renorm)
-    bits = _draws(rng, n, RBITS) if stoch else dict.fromkeys(SITES)
+                    renorm=renorm, fused=fused)
     S, D, K = (from_words(x, (n,), _MX8_GROUPS, _MX8_GROUPS) for x in (s, d, k))
     V = scalar_from_words(v)
+    if fused:  # one rounding: only the adder's generator draws
+        bits = rng["add"].draw((n, LANES), RBITS) if stoch else None
+        lead = V.exp.shape
+        return to_words(fused_mul_add(S, D, K, V.expand_groups(lead, S.exp.shape[-1]), cfg,
+                                      bits), _MX8_GROUPS)
+    bits = _draws(rng, n, RBITS) if stoch else dict.fromkeys(SITES)
     decay = mul(S, D, cfg, bits["mul_decay"])
     outer = mul_scalar(K, V, cfg, bits["mul_outer"])
     return to_words(add(decay, outer, cfg, bits["add"]), _MX8_GROUPS)

@@ -130,7 +130,7 @@ def check_slice(dut, s: list[int], d: list[int], k: list[int], v: list[int], *, 
     inputs = [{"i_s": a, "i_d": b, "i_k": c, "i_v": e} for a, b, c, e in zip(s, d, k, v)]
     got = [w for (w,) in run_stream(dut, inputs, ["o_s"], idle_prob=idle_prob, seed=seed)]
     rng = SPERandom.lfsr(dut.seeds) if dut.rounding == "sr" else None
-    want = reference(dut.fmt, dut.rounding, s, d, k, v, rng)
+    want = reference(dut.fmt, dut.rounding, s, d, k, v, rng, fused=getattr(dut, "fused", False))
     bad = [i for i in range(len(s)) if got[i] != want[i]]
     assert not bad, (f"{len(bad)} of {len(s)} outputs differ, first at operation {bad[0]}: "
                      f"{got[bad[0]]:#x} != {want[bad[0]]:#x}")

@@ -15,7 +15,8 @@ from cosim.benches import SPE_FORMATS, TESTBENCHES
 from cosim.runner import SIMULATORS, run_cosim
 from cosim.stream import check_mutant
 
-SPE_BENCHES = tuple(f"spe_{f}{sr}" for f in SPE_FORMATS for sr in ("", "_sr"))
+SPE_BENCHES = (tuple(f"spe_{f}{sr}" for f in SPE_FORMATS for sr in ("", "_sr"))
+               + ("spe_mx8_fused", "spe_mx8_fused_sr"))
 SHORT_VECTORS = 300
 
 

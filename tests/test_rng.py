@@ -75,3 +75,15 @@ def test_sources_and_sites():
         SPERandom({"add": TorchBits(1)})
     u = LFSRStream(99).draw((1 << 16,), 4).float()
     assert abs(u.mean().item() - 7.5) < 0.1  # uniform over 0..15
+
+
+@pytest.mark.parametrize("r", [1, 3, 8])
+def test_torch_bits_are_torch_randint(r):
+    """TorchBits draws the values of torch.randint(0, 2**r) on the same generator, call after
+    call (the cheaper drawing keeps every seeded study result)."""
+    g = torch.Generator().manual_seed(77)
+    src = TorchBits(77)
+    for shape in ((1000,), (3, 64, 32), (0,), (5,)):
+        want = torch.randint(0, 1 << r, shape, generator=g, dtype=torch.int32)
+        got = src.draw(shape, r)
+        assert got.dtype == torch.int32 and torch.equal(got, want)
