@@ -91,7 +91,7 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
     # The fused MX8 slice (SpeMx8(fused=True), one rounding); mutant `unfused`: the reference
     # rounds the products and the sum separately.
     *(Testbench(f"spe_mx8_fused{sr}", unit=f"spe_mx8_fused{sr}", module="cosim.tb_spe",
-                vectors=1000, long_vectors=100_000,
+                vectors=1000, verilator_vectors=100_000, long_vectors=400_000,
                 mutants=(("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
                 + ("unfused",))
       for sr in ("", "_sr")),

@@ -27,11 +27,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.constants import BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, MAG_BITS
-from quant.spe import FMA_FRAC_BITS
+from quant.constants import BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, FMA_FRAC_BITS, MAG_BITS
 
-from .pipeline import Staged
 from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
+from .pipeline import Staged
 from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
 __all__ = ["MxFma"]

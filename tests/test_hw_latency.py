@@ -9,13 +9,14 @@ pytestmark = __import__("pytest").mark.filterwarnings(
 
 import pytest
 
+import tests.example_mac  # noqa: F401  (registers the harness's example unit)
 from hw.export import UNITS, load_units
 from hw_stream import measure_latency
 
 load_units()
 # one unit of each pipelined kind (the _sr variants share the structure)
-NAMES = ("example_mac", "mx_mul", "mx_mul_scalar", "mx_add", "mx_dot", "spe_mx8", "spe_fp16",
-         "spe_e4m3", "spe_int8")
+NAMES = ("example_mac", "mx_mul", "mx_mul_scalar", "mx_add", "mx_dot", "spe_mx8",
+         "spe_mx8_fused", "spe_fp16", "spe_e4m3", "spe_int8")
 
 
 @pytest.mark.parametrize("name", NAMES)
