@@ -15,7 +15,6 @@ Exit status 1 if any run went the wrong way, 2 on a bad option.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -29,7 +28,8 @@ from executor import add_executor_args, executor_from_args
 
 from .benches import TESTBENCHES
 from .coverage import write_report
-from .runner import BUILD_ROOT, SIMULATORS, check_vectors, default_sim, sim_root
+from .runner import (BUILD_ROOT, SIMULATORS, check_vectors, default_sim, one_line_parser,
+                     sim_root, vectors_arg)
 from .summary import read_summary
 from .runner import _seed as seed_knob
 
@@ -43,19 +43,6 @@ def env_int(name: str, default: int) -> int:
     """A vector count from the environment: an integer >= 1, ``default`` when unset."""
     raw = os.environ.get(name, "").strip()
     return check_vectors(raw, name) if raw else default
-
-
-def _vectors_arg(text: str) -> int:
-    try:
-        return check_vectors(text, "--vectors")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line naming the option, exit 2
-        sys.stderr.write(f"python -m cosim: error: {message}\n")
-        sys.exit(2)
 
 
 # ------------------------------------------------------------------------------ jobs (pure)
@@ -165,14 +152,14 @@ def _mutant_job(tb, mutant: str, sims: list[str], seed: int, vectors: int) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m cosim", description=__doc__.splitlines()[0])
+    parser = one_line_parser(prog="python -m cosim", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", action="append", choices=SIMULATORS,
                         help="simulator (repeatable; default: $SIM, else icarus)")
     parser.add_argument("--tb", action="append", choices=sorted(TESTBENCHES),
                         help="testbench (repeatable; default: all)")
     parser.add_argument("--long", action="store_true",
                         help="long regression: each testbench's long_vectors")
-    parser.add_argument("--vectors", type=_vectors_arg,
+    parser.add_argument("--vectors", type=vectors_arg,
                         help="override the number of vectors (an integer >= 1)")
     parser.add_argument("--seed", type=int, help="COCOTB_RANDOM_SEED (default: $COCOTB_RANDOM_"
                         "SEED, else a fresh one, logged)")

@@ -403,25 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     total_s, sim_s, io_s, gen_wait_s, bench_wall_s, cycles, mismatches, passed, seed}}`` as
     JSON (``run_s``: the simulator process, Python start-up included; ``total_s``: export,
     build and run)."""
-    import argparse
     import json
     import shutil
     import sys
 
-    from .runner import BUILD_ROOT, SIMULATORS, CosimFailure, check_vectors
+    from .runner import BUILD_ROOT, SIMULATORS, CosimFailure, one_line_parser, vectors_arg
 
-    def vectors_arg(text):
-        try:
-            return check_vectors(text, "--vectors")
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):  # one line naming the option, exit 2
-            sys.stderr.write(f"{self.prog}: error: {message}\n")
-            sys.exit(2)
-
-    parser = Parser(prog="python -m cosim.bulk", description=main.__doc__)
+    parser = one_line_parser(prog="python -m cosim.bulk", description=main.__doc__)
     parser.add_argument("--unit", action="append", help=f"unit (repeatable; default: "
                         f"{', '.join(BENCH_UNITS)})")
     parser.add_argument("--sim", choices=SIMULATORS, default="verilator")

@@ -147,6 +147,28 @@ def check_vectors(value, name: str = "COSIM_VECTORS") -> int:
     return n
 
 
+def vectors_arg(text: str) -> int:
+    """argparse type of a ``--vectors`` option: :func:`check_vectors`, its error as argparse's."""
+    import argparse
+
+    try:
+        return check_vectors(text, "--vectors")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def one_line_parser(**kwargs):
+    """An ``argparse.ArgumentParser`` whose errors are one line naming the option, exit 2."""
+    import argparse
+
+    class OneLineParser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            sys.exit(2)
+
+    return OneLineParser(**kwargs)
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
 
