@@ -251,13 +251,20 @@ def test_docs_node_examples_are_supported():
 
 # ---------------------------------------------------------------------------- timing files
 
+#: A measurement's provenance (sysmodel.measured.PROVENANCE_KEYS): entries below are complete
+#: but for the one typo each case plants.
+_PROV = "provenance: {simulator: icarus, seed: 1, git_revision: abc, date: '2026-12-01'}"
+
+
 @pytest.mark.parametrize("text, needle", [
     ("scroe:\n  pipeline_depth: 1\n", "scroe: unknown key"),
     ("state_update: {pipeline_depth: 12, spu_cycles_per_comp: 1, comps_per_row_pair: 64,"
-     " utilization: 1.0, vectors_checked: 1, extra: 3}\n", "state_update.extra: unknown key"),
+     f" utilization: 1.0, vectors_checked: 1, {_PROV}, extra: 3}}\n",
+     "state_update.extra: unknown key"),
     ("timemux_fp16_naive: {cycles_per_subchunk: 8, values_per_subchunk: 16, banks_per_unit: 2,"
      " comps_per_row_pair: 64, pipeline_depth: 8, utilization: 0.125, vectors_checked: 1,"
-     " cycles_per_subchnk: 3}\n", "timemux_fp16_naive.cycles_per_subchnk: unknown key"),
+     f" {_PROV}, cycles_per_subchnk: 3}}\n",
+     "timemux_fp16_naive.cycles_per_subchnk: unknown key"),
 ], ids=["section", "mode-key", "baseline-key"])
 def test_timing_file_typos_refused(tmp_path, capsys, text, needle):
     from sysmodel.cli import main
