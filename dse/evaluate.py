@@ -5,7 +5,7 @@
    :func:`synth.timing.timing_rows`).
 2. **Co-simulation** (:func:`cosim.runner.run_cosim`), a short bit-exact run against the
    golden model: the SPE slice bench (``cosim.tb_spe``) or the SPU state-update bench with
-   its bank models (``cosim.tb_spu_state_update``), in the unit's own build folder
+   its bank models (``cosim.tb_spu``, state-update mode), in the unit's own build folder
    (``build/sim/dse_<id>_<sim>``). The SPU bench writes the timing it measured to the
    point's folder; the system model uses it.
 3. **Accuracy** (:mod:`quant.study`): the state error of the point's arithmetic against fp32
@@ -116,18 +116,20 @@ def _synth(point: DesignPoint, verilog: str, ctx: SynthContext, folder: Path) ->
 
 
 def _cosim(point: DesignPoint, grid: DseGrid, folder: Path) -> dict:
+    from cosim.benches import TESTBENCHES
     from cosim.runner import run_cosim
 
     register(point)
-    module = "cosim.tb_spu_state_update" if point.kind == "spu" else "cosim.tb_spe"
+    # the registered testbench of the point's kind: its module and cocotb test
+    tb = TESTBENCHES["spu_state_update" if point.kind == "spu" else "spe_mx8"]
     env = {ENV: env_value(point)}
     timing = (folder / "spu_timing.yaml").resolve()   # the simulator runs in its build dir
     if point.kind == "spu":
         timing.unlink(missing_ok=True)
         env["SPU_TIMING_FILE"] = str(timing)
-    r = run_cosim(cosim_unit(point), module, name=point.unit_name, sim=grid.sim,
+    r = run_cosim(cosim_unit(point), tb.module, name=point.unit_name, sim=grid.sim,
                   seed=grid.seed, vectors=grid.vectors, record=False, check=False,
-                  extra_env=env)
+                  extra_env=env, testcase=tb.testcase)
     return {"cosim_passed": bool(r.passed), "cosim_vectors": r.vectors,
             "cosim_mismatches": r.mismatches, "cosim_cycles": r.cycles,
             "cosim_sim": grid.sim, "cosim_seed": r.seed}

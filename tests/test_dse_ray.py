@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 #: Small units of synth/units.yaml and short benches (unit, module, name, sim, seed, vectors).
 SYNTH_UNITS = ("fpmul_e4m3", "fpadd_e4m3", "lfsr")
-BENCHES = [("mx_dot", "cosim.tb_mx_dot", "ray_mx_dot", "icarus", 11, 60),
-           ("mx_add", "cosim.tb_mx_add", "ray_mx_add", "icarus", 12, 60),
+BENCHES = [("mx_dot", "cosim.tb_mx", "ray_mx_dot", "icarus", 11, 60),
+           ("mx_add", "cosim.tb_mx", "ray_mx_add", "icarus", 12, 60),
            ("lfsr", "cosim.tb_lfsr", "ray_lfsr", "icarus", 13, 60)]
 
 
