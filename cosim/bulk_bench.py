@@ -15,13 +15,14 @@ Knobs: ``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE`` (defa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from .bulk import DEPTH, Chunk, drive_chunks
-from .tb import env_int, make_rng, select_model, unit_of
+from .tb import env_int, make_rng, unit_of
 
 torch.set_num_threads(1)  # the simulator runs in this process
 
@@ -82,13 +83,18 @@ async def run_bulk_bench(dut, *, name: str | None = None) -> dict:
     vectors = env_int("COSIM_VECTORS", DEFAULT_VECTORS)
     name = name or dut._name
     kind = getattr(unit, "kind", None)
+    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
     if kind is not None:
         from .coverage import Coverage
-        from .mx_bench import _models
+        from .mx_bench import mutants
+        from .mx_vectors import Expect
 
-        factory = select_model(_models(kind))
-        model = factory() if kind == "dot" else factory(rbits=unit.rbits, renorm=unit.renorm,
-                                                        seed=unit.seed)
+        if mutant is not None and mutant not in mutants(kind):
+            raise ValueError(f"COSIM_MUTANT={mutant!r}: unknown for {kind} (allowed: "
+                             f"{', '.join(mutants(kind))})")
+        model = (Expect(kind, mutant=mutant) if kind == "dot" else
+                 Expect(kind, rbits=unit.rbits, renorm=unit.renorm, seed=unit.seed,
+                        mutant=mutant))
         model.keep_draws = True
         coverage = Coverage(kind)
         gen = torch.Generator().manual_seed(rng.getrandbits(63))
@@ -96,10 +102,14 @@ async def run_bulk_bench(dut, *, name: str | None = None) -> dict:
         return await drive_chunks(dut, unit, chunks, rng=rng, name=name,
                                   extra=lambda: {"coverage": coverage.table()})
     if hasattr(unit, "fmt"):
-        from .spe_bench import Model, _models
+        from .spe_bench import Model, mutants
 
-        model = select_model(_models(unit.fmt, unit.rounding, unit.seeds))()
-        assert isinstance(model, Model)
+        fused = getattr(unit, "fused", False)
+        if mutant is not None and mutant not in mutants(unit.rounding, fused):
+            raise ValueError(f"COSIM_MUTANT={mutant!r}: unknown for rounding {unit.rounding} "
+                             f"(allowed: {', '.join(mutants(unit.rounding, fused))})")
+        model = Model(unit.fmt, unit.rounding, unit.seeds, mutant=mutant,
+                      renorm=getattr(unit, "renorm", "lod"), fused=fused)
         from .coverage import Coverage
 
         gen = np.random.default_rng(rng.getrandbits(63))
