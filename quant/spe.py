@@ -463,6 +463,16 @@ def _signed_aligned(mag, neg, exp, mu_el, e_max):
     return mag
 
 
+def _signed_magnitude(total, mag, work, out_sign):
+    """The rounded magnitude ``mag`` with the sign of the unrounded sum ``total`` (in place in
+    ``work``; ``total`` is consumed), and ``out_sign`` = 1 where it is negative and non-zero."""
+    neg = total.__irshift__(31)  # -1 where the sum is negative
+    smag = torch.bitwise_xor(mag, neg, out=work)
+    smag -= neg
+    torch.bitwise_right_shift(smag, 31, out=out_sign).neg_()  # 1 only for a non-zero magnitude
+    return smag
+
+
 def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, draws):
     i32 = torch.int32
     lead_s = tuple(S.exp.shape[:-1])  # (*lead, dim_state)
@@ -531,11 +541,7 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
         exp, _ = _exp_and_clear(mag, e_max + sh, vmax, sure,
                                 (dexp == EXP_NAN) | (oexp == EXP_NAN))
         out_exp[c] = exp
-        neg = total.__irshift__(31)  # -1 where the sum is negative
-        smag = torch.bitwise_xor(mag, neg, out=w[0])
-        smag -= neg
-        sign = torch.bitwise_right_shift(smag, 31, out=out_sign[c])
-        sign.neg_()  # sign = 1 only for a non-zero magnitude
+        smag = _signed_magnitude(total, mag, w[0], out_sign[c])
         smag *= qf[c, None]
         torch.sum(smag, dim=-1, dtype=i32, out=acc[c])  # |A_g| < 2**18
     new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
@@ -631,11 +637,7 @@ def _fused_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, r
         exp, clear = _exp_and_clear(mag, e_base + sh, vmax, sure, nan)
         out_exp[c] = exp
         out_mu[c] = mu.mul_((~clear).unsqueeze(-1))
-        neg = total.__irshift__(31)  # -1 where the sum is negative
-        smag = torch.bitwise_xor(mag, neg, out=w[0])
-        smag -= neg
-        sign = torch.bitwise_right_shift(smag, 31, out=out_sign[c])
-        sign.neg_()  # sign = 1 only for a non-zero magnitude
+        smag = _signed_magnitude(total, mag, w[0], out_sign[c])
         # dot terms: m * q << (2 - mu_new - mu_q), exact (|A_g| < 2**19)
         smag *= qs[c, None]
         qsh = torch.sub(q_sh[c, None], out_mu[c].unsqueeze(-1).expand(
