@@ -17,10 +17,10 @@ from __future__ import annotations
 from amaranth.hdl import Cat, unsigned
 from amaranth.lib import data
 
-from quant.constants import EXP_BITS, GROUP, GROUPS_PER_COLUMN, MAG_BITS
+from quant.constants import EXP_BITS, GROUP, GROUPS_PER_COLUMN, MAG_BITS, PAIRS
 
 __all__ = ["mx_element_layout", "mx_group_layout", "mx_subchunk_layout", "mx_scalar_layout",
-           "mx_group_scalar", "check_format"]
+           "mx_group_scalar", "mx_scalar_group", "check_format"]
 
 
 def _check_int(name: str, value, lo: int, hi: int) -> int:
@@ -95,3 +95,12 @@ def mx_group_scalar(group: data.View, i: int) -> data.View:
     # the fields in the layout's bit order (LSB first)
     return data.View(lay, Cat(*(field[name] for name, _ in sorted(
         lay, key=lambda item: item[1].offset))))
+
+
+def mx_scalar_group(scalar: data.View) -> data.View:
+    """A :func:`mx_scalar_layout` view broadcast to a :func:`mx_group_layout` view: its
+    exponent, its micro-exponent for every pair, its magnitude and sign for every value (the
+    broadcast operand of :class:`hw.mx_mul.MxMul` with ``scalar`` and of
+    :class:`hw.mx_fma.MxFma`)."""
+    raw = Cat(scalar.exp, *([scalar.mu] * PAIRS), *([Cat(scalar.mag, scalar.sign)] * GROUP))
+    return data.View(mx_group_layout(), raw)

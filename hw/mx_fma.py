@@ -24,12 +24,12 @@ update's ``S * d + k * v_j``). Five register stages:
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.constants import BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, FMA_FRAC_BITS, MAG_BITS
 
-from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
+from .mx8_layout import mx_scalar_group, mx_scalar_layout, mx_subchunk_layout
 from .pipeline import Staged
 from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
@@ -102,9 +102,7 @@ class MxFma(Staged, MxRoundingUnit, wiring.Component):
 
     def _e_group(self):
         """The scalar ``e`` as a group of 16 copies of itself."""
-        s = self.i_e
-        raw = Cat(s.exp, *([s.mu] * PAIRS), *([Cat(s.mag, s.sign)] * GROUP))
-        return data.View(mx_group_layout(), raw)
+        return mx_scalar_group(self.i_e)
 
     def elaborate(self, platform):
         m = Module()

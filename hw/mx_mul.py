@@ -16,14 +16,14 @@ Bit-exact with :func:`quant.spe.mul` / :func:`quant.spe.mul_scalar`. Three regis
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
 
 from quant.constants import (BIAS, DEFAULT_SITE_SEEDS, EXP_NAN, GROUP, GROUPS_PER_COLUMN, LANES,
                              MAG_BITS, PAIRS)
 
 from .export import register_unit
-from .mx8_layout import mx_group_layout, mx_scalar_layout, mx_subchunk_layout
+from .mx8_layout import mx_scalar_group, mx_scalar_layout, mx_subchunk_layout
 from .pipeline import Staged
 from .sround import MxRoundingUnit, bitlen, or_all, rand_layout
 
@@ -94,9 +94,7 @@ class MxMul(Staged, MxRoundingUnit, wiring.Component):
         """Operand ``b`` as group ``g`` (the scalar expanded to a group when ``scalar``)."""
         if not self._scalar:
             return self.i_b[g]
-        s = self.i_b
-        raw = Cat(s.exp, *([s.mu] * PAIRS), *([Cat(s.mag, s.sign)] * GROUP))
-        return data.View(mx_group_layout(), raw)
+        return mx_scalar_group(self.i_b)
 
     def elaborate(self, platform):
         m = Module()
