@@ -17,12 +17,13 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from .replay import RecordingIo, save
 from .spu_bench import Sample, make_bench
 from sysmodel.measured import BUILD_TIMING, TIMING_KEYS, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result
+from .tb_bank_unit import BankUnitIo
 
 __all__ = ["MODES", "CocotbSpuIo", "run_mode", "spu"]
 
@@ -47,34 +48,20 @@ def _read(handle) -> int:
         raise AssertionError(f"{handle._name} is {s} (not 0/1)") from None
 
 
-class CocotbSpuIo:
-    """Drive a cycle just after a rising edge, sample in the read-only phase, wait for the
-    next rising edge (the harness's timing convention, ``docs/cosim.md``). The narrow
-    outputs come from one read of the packed ``o_status``; the wide ones are read only when
-    their valid bit is set."""
+class CocotbSpuIo(BankUnitIo):
+    """The bank-unit cycle of :class:`cosim.tb_bank_unit.BankUnitIo` on the SPU's two banks.
+    The narrow outputs come from one read of the packed ``o_status``; the wide ones are read
+    only when their valid bit is set."""
 
     def __init__(self, dut):
-        self.dut = dut
+        super().__init__(dut, banks=2)
         self.fields = _fields()
 
-    async def cycle(self, cmd, addr, data, act, rows, read_rows) -> Sample:
-        d = self.dut
-        d.i_cmd.value = cmd
-        d.i_addr.value = addr
-        d.i_data.value = data
-        d.i_act.value = act
-        if rows is not None:
-            d.i_row_a.value = rows[0]
-            d.i_row_b.value = rows[1]
-        await ReadOnly()
+    def sample(self, d) -> Sample:
         word = _read(d.o_status)
         st = {name: (word >> off) & mask for name, off, mask in self.fields}
-        s = Sample(rdata=_read(d.o_rdata) if st["rvalid"] else 0,
-                   wdata=_read(d.o_trace_wdata) if st["wr"] else 0, **st)
-        if read_rows:
-            s.rows = (_read(d.o_row_a), _read(d.o_row_b))
-        await RisingEdge(d.clk)
-        return s
+        return Sample(rdata=_read(d.o_rdata) if st["rvalid"] else 0,
+                      wdata=_read(d.o_trace_wdata) if st["wr"] else 0, **st)
 
 
 async def run_mode(dut, mode: str) -> dict:
