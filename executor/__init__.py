@@ -98,10 +98,11 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
     return make_executor(args.executor, jobs=args.jobs, address=args.address)
 
 
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], executor: Executor | None = None
-            ) -> list[Any]:
-    """``fn`` over ``items`` on ``executor`` (default: a local pool, closed afterwards)."""
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], executor: Executor | None = None,
+            jobs: int | None = None) -> list[Any]:
+    """``fn`` over ``items`` on ``executor`` (default: a local pool of ``jobs`` processes,
+    the core count when ``None``, closed afterwards)."""
     if executor is not None:
         return executor.map(fn, items)
-    with LocalExecutor() as ex:
+    with LocalExecutor(jobs) as ex:
         return ex.map(fn, items)

@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from executor import Executor, LocalExecutor
+from executor import Executor, run_all
 from synth.breakdown import category, unit_breakdown
 from synth.config import SynthConfig, UnitSpec
 
@@ -459,7 +459,4 @@ def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *
     log(f"Yosys: {yosys[1]}; OpenSTA: {sta or 'not installed'}; Liberty: {lib.name} "
         f"({lib.path})")
     items = [(spec, lib, cfg, Path(out), yosys, sta, delay_ps) for spec in todo]
-    if executor is not None:
-        return executor.map(synth_job, items)
-    with LocalExecutor(max(1, jobs)) as ex:
-        return ex.map(synth_job, items)
+    return run_all(synth_job, items, executor, max(1, jobs))

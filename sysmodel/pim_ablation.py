@@ -25,8 +25,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from executor import (Executor, ExecutorError, LocalExecutor, add_executor_args,
-                      executor_from_args)
+from executor import (Executor, ExecutorError, add_executor_args, executor_from_args,
+                      run_all)
 
 from .config import ConfigError
 from .hardware import TIMING_FILES, Hardware, load_hardware
@@ -118,11 +118,7 @@ def run(timing_files: tuple = TIMING_FILES, jobs: int = 1, figures=FIGURES,
     ``output_len`` overrides the grids' (tests use a short one)."""
     tasks = [(v, f, tuple(str(p) for p in timing_files), output_len)
              for v in variants() for f in figures]
-    if executor is not None:
-        results = executor.map(_run, tasks)
-    else:
-        with LocalExecutor(jobs) as ex:
-            results = ex.map(_run, tasks)
+    results = run_all(_run, tasks, executor, jobs)
     rows = []
     for (v, f, _, _), res in zip(tasks, results):
         for ratio, (gm, mx) in summarise(res).items():

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from executor import Executor, LocalExecutor
+from executor import Executor, run_all
 
 from .config import ConfigError
 # the grid and table names are part of the sweep's interface (re-exported)
@@ -105,12 +105,7 @@ def run_points(points, jobs: int = 1, timing_files: tuple = TIMING_FILES,
     width = (getattr(executor, "jobs", None) if executor is not None else None) or jobs
     size = max(1, len(args) // (4 * max(1, width)))
     chunks = [args[i:i + size] for i in range(0, len(args), size)]
-    if executor is not None:
-        done = executor.map(_evaluate_rows, chunks)
-    else:
-        with LocalExecutor(jobs) as ex:
-            done = ex.map(_evaluate_rows, chunks)
-    for chunk in done:
+    for chunk in run_all(_evaluate_rows, chunks, executor, jobs):
         rows += chunk
         bar.step(len(chunk))
     return rows

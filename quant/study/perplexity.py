@@ -30,6 +30,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from executor import run_all
+
 from .mamba2_hook import quantized_mamba2, stepwise_nll
 from .runner import FORMATS, ROUNDINGS, make_variant
 
@@ -135,13 +137,9 @@ def run_sweep(out: str, seq_len: int = 2048, *, batch: int = BATCH, seed: int = 
     t0 = time.perf_counter()
     tasks = [(None, seq_len, batch, seed, cache_dir)] + [
         (kw, seq_len, batch, seed, cache_dir) for kw in sweep_variants()]
+    results = run_all(_sweep_job, tasks, executor, jobs)
     if executor is not None:
-        results = executor.map(_sweep_job, tasks)
         jobs = getattr(executor, "jobs", None) or jobs
-    else:
-        from executor import LocalExecutor
-        with LocalExecutor(jobs) as ex:
-            results = ex.map(_sweep_job, tasks)
     ref = results[0][1]["curve"]
     rows = []
     for desc, res in results:

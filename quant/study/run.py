@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from executor import Executor, LocalExecutor
+from executor import Executor
+from executor import run_all as run_all_jobs  # (this module has its own run_all)
 
 from .plan import Job, default_plan
 from .plots import draw_all
@@ -89,12 +90,9 @@ def run_all(out: str, *, steps: int = 2048, long_steps: int = 8192, seeds=(0, 1)
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
     rows, timings = [], []
+    results = run_all_jobs(run_job, plan, executor, jobs)
     if executor is not None:
-        results = executor.map(run_job, plan)
         jobs = getattr(executor, "jobs", None) or jobs
-    else:
-        with LocalExecutor(jobs) as ex:
-            results = ex.map(run_job, plan)
     for r, t in results:
         rows += r
         timings.append(t)
