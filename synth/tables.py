@@ -144,6 +144,11 @@ def write_plot(rows: list[dict], path: Path, breakdown: list[dict] | None = None
     ax.set_ylim(bottom=1)
     ax.set_title("Synthesized unit area")
     ax.legend()
+    _save_unit_chart(fig, ax, path, plt)
+
+
+def _save_unit_chart(fig, ax, path, plt) -> None:
+    """Unit names slanted under the bars, then the PNG written and the figure closed."""
     ax.tick_params(axis="x", rotation=60)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
@@ -168,9 +173,4 @@ def _plot_breakdown(rows, breakdown, path, plt) -> None:
     ax.set_ylabel(f"area in {rows[0]['tech'] if rows else ''} (10$^3$ µm²)")
     ax.set_title("Synthesized area by submodule")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.tick_params(axis="x", rotation=60)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_unit_chart(fig, ax, path, plt)
