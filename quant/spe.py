@@ -490,7 +490,7 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
     q_mu = q.mu_el
     qf = apply_sign(q.mag << (2 - q_mu), q.sign)  # new.mu == 0: dot terms are m * qf
     d_eb, k_eb = d.exp - ebias, k.exp - ebias
-    d_nan, k_nan, q_nan = d.nan, k.nan, q.nan
+    d_nan, k_nan = d.nan, k.nan
     out_exp = torch.empty(L, ds, G, dtype=i32)
     out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
     out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
