@@ -10,7 +10,7 @@ STAMP := $(VENV)/.setup-stamp
 BUILD := build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools test test-long bench bench-cosim bench-dse sim sim-long synth sweep study dse \
+.PHONY: setup tools test test-long bench bench-cosim bench-dse sim sim-long synth synth-fresh sweep study dse \
 	demo report clean help
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test-long  long regressions (slow tests)"
 	@echo "make bench      benchmarks -> build/bench/*.json"
 	@echo "make sim | sim-long | synth | sweep | study   individual steps"
+	@echo "make synth-fresh [RECORD=1]   every unit synthesized from scratch (about an hour)"
 	@echo "make dse        design-space sweep of the SPE/SPU (dse/grids/small.yaml) -> build/dse"
 	@echo "make bench-dse  that grid on the local pool and on a local Ray instance -> build/bench"
 
@@ -62,9 +63,15 @@ sim: setup
 sim-long: setup
 	$(VPY) -m cosim --sim verilator --long
 
-# Yosys synthesis of every unit (cached by Verilog hash) -> build/synth/area.{csv,md,png}
+# Yosys synthesis of every unit -> build/synth/area.{csv,md,png}; a unit whose Verilog and
+# tools match its committed measurement (synth/measured/) takes it, the others are synthesized
 synth: setup
 	$(VPY) -m synth --out $(BUILD)/synth
+
+# every unit synthesized from scratch (about an hour on 2 cores); RECORD=1 also rewrites
+# synth/measured/ with the results and their provenance
+synth-fresh: setup
+	$(VPY) -m synth --out $(BUILD)/synth-fresh --measured ignore $(if $(RECORD),--record,)
 
 # every evaluation figure of the system model -> build/sweep/figN.{csv,png}
 sweep: setup

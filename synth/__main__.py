@@ -29,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
                              "(a node of area_scale_to_target in synth/config.yaml)")
     parser.add_argument("--out", type=Path, default=Path("build/synth"),
                         help="output folder (default: build/synth)")
+    parser.add_argument("--measured", choices=("use", "ignore"), default="use",
+                        help="committed measurements (synth/measured/, keyed by Verilog, "
+                             "scripts, Liberty and tool versions): use a matching one instead "
+                             "of synthesizing (default), or ignore them")
+    parser.add_argument("--check", nargs="+", metavar="NAME", default=(),
+                        help="re-synthesize these units although a committed measurement "
+                             "matches, and fail if any figure differs from it")
+    parser.add_argument("--record", action="store_true",
+                        help="write the results of the units synthesized in this run into "
+                             "synth/measured/ (with their provenance)")
     add_executor_args(parser)   # --executor local|ray, --address, --jobs (units in parallel)
     args = parser.parse_args(argv)
     try:
@@ -47,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 raise FlowError(f"unit(s) {', '.join(unknown)} not in synth/units.yaml")
             specs = [by_name[u] for u in args.units]
+        stray = sorted(set(args.check) - {s.unit for s in specs})
+        if stray:
+            raise FlowError(f"--check {', '.join(stray)}: not among the units to synthesize "
+                            f"(synth/units.yaml or --units)")
         if args.liberty is not None and not args.liberty.is_file():
             raise FlowError(f"Liberty file {args.liberty} does not exist")
         lib = parse_liberty(args.liberty if args.liberty else default_liberty())
@@ -62,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         with executor_from_args(args) as ex:   # an unreachable cluster: before any output
             args.out.mkdir(parents=True, exist_ok=True)
             results = run_flow(specs, lib, cfg, args.out, require=bool(args.units),
-                               delay_ps=delay, executor=ex)
+                               delay_ps=delay, executor=ex, measured=args.measured,
+                               check=tuple(args.check), record=args.record)
         rows = make_rows(results, cfg, node)
         write_csv(rows, args.out / "area.csv")
         trows = write_timing(rows, tm, node, args.out)

@@ -35,7 +35,7 @@ from synth.config import SynthConfig, UnitSpec
 
 __all__ = ["ABC_SCRIPT", "ABC_SCRIPT_FALLBACK", "AbcAborted", "FlowError", "Liberty",
            "UnitResult", "default_liberty", "find_yosys", "parse_liberty", "registry",
-           "synth_job", "synth_unit", "run_flow"]
+           "synth_job", "synth_unit", "run_flow", "unit_key", "MEASURED_MODES"]
 
 #: Bumped when the flow changes in a way that invalidates cached results.
 FLOW_VERSION = "3"
@@ -323,10 +323,34 @@ def _sta(workdir: Path, unit: str, period: float, has_clk: bool) -> float:
     return round(period - float(slack.group(1)), 4)
 
 
+def _delay_target(cfg: SynthConfig, delay_ps: int | None) -> int:
+    if delay_ps is None:
+        delay_ps = int(round(cfg.sta_clock_period_ns * 500))
+    if isinstance(delay_ps, bool) or not isinstance(delay_ps, int) or delay_ps <= 0:
+        raise ValueError(f"delay_ps must be a positive int, not {delay_ps!r}")
+    return delay_ps
+
+
+def unit_key(verilog: str, lib: Liberty, cfg: SynthConfig, yosys: tuple[list[str], str],
+             sta: str | None, *, abc_scripts: dict[str, str] | None = None,
+             delay_ps: int | None = None) -> str:
+    """The hash of everything that decides a unit's synthesis result: the key of the build
+    cache (``result.json``) and of the committed records (:mod:`synth.measured`)."""
+    scripts = ABC_SCRIPTS if abc_scripts is None else abc_scripts
+    if not scripts:
+        raise ValueError("abc_scripts must name at least one ABC script")
+    # The key holds the first script only, so results mapped with the main script stay valid
+    # when the fallback changes; a result mapped with a later script records that script.
+    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, next(iter(scripts.values())),
+                          STA_SCRIPT, lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta,
+                          _delay_target(cfg, delay_ps)])
+    return hashlib.sha256(key_src.encode()).hexdigest()
+
+
 def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
                yosys: tuple[list[str], str], sta: str | None, *,
                abc_scripts: dict[str, str] | None = None,
-               delay_ps: int | None = None) -> tuple[UnitResult, bool]:
+               delay_ps: int | None = None, use_cache: bool = True) -> tuple[UnitResult, bool]:
     """Synthesize one unit in ``workdir``; return its result and whether it came from cache.
 
     ``delay_ps``: the ABC delay target in the library's time (default: half the STA clock
@@ -334,22 +358,13 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
 
     ``abc_scripts`` (name -> ABC script, tried in order while ABC aborts) defaults to
     :data:`ABC_SCRIPTS`; the result's ``abc_script`` is the name of the one that mapped.
+    ``use_cache=False`` synthesizes even when ``workdir`` holds a result for the same key.
     """
     scripts = ABC_SCRIPTS if abc_scripts is None else abc_scripts
-    if not scripts:
-        raise ValueError("abc_scripts must name at least one ABC script")
-    first = next(iter(scripts.values()))
-    if delay_ps is None:
-        delay_ps = int(round(cfg.sta_clock_period_ns * 500))
-    if isinstance(delay_ps, bool) or not isinstance(delay_ps, int) or delay_ps <= 0:
-        raise ValueError(f"delay_ps must be a positive int, not {delay_ps!r}")
-    # The key holds the first script only, so results mapped with the main script stay valid
-    # when the fallback changes; a result mapped with a later script records that script.
-    key_src = json.dumps([FLOW_VERSION, verilog, YOSYS_SCRIPT, first, STA_SCRIPT,
-                          lib.sha256, cfg.sta_clock_period_ns, yosys[1], sta, delay_ps])
-    key = hashlib.sha256(key_src.encode()).hexdigest()
+    key = unit_key(verilog, lib, cfg, yosys, sta, abc_scripts=scripts, delay_ps=delay_ps)
+    delay_ps = _delay_target(cfg, delay_ps)
     cache = workdir / "result.json"
-    if cache.is_file():
+    if use_cache and cache.is_file():
         try:  # a corrupt or foreign cache file is a cache miss, never a permanent error
             stored = json.loads(cache.read_text())
             used = stored.get("result", {}).get("abc_script", "main")
@@ -408,20 +423,59 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
 # All units
 
 
+#: How :func:`run_flow` treats the committed records of :mod:`synth.measured`: ``use`` a
+#: record whose key matches (else synthesize), ``ignore`` them (synthesize every unit), or
+#: ``check``: synthesize although a record matches, and fail when any figure differs.
+MEASURED_MODES = ("use", "ignore", "check")
+
+#: The note of a row whose figures come from a committed record.
+MEASURED_NOTE = "committed measurement (synth/measured)"
+
+
 def synth_job(job: tuple) -> tuple[UnitSpec, UnitResult]:
     """One unit of :func:`run_flow` as a pure job (an executor's ``map`` item): export its
-    Verilog and synthesize it in its own folder ``<out>/units/<unit>``.
+    Verilog and synthesize it in its own folder ``<out>/units/<unit>``, or take its committed
+    record (``mode``, one of :data:`MEASURED_MODES`).
 
-    ``job`` = ``(spec, lib, cfg, out, yosys, sta, delay_ps)``.
+    ``job`` = ``(spec, lib, cfg, out, yosys, sta, delay_ps, mode, record)``; ``record``
+    writes the unit's committed record when it was synthesized (or found in the build cache).
     """
-    spec, lib, cfg, out, yosys, sta, delay_ps = job
+    spec, lib, cfg, out, yosys, sta, delay_ps, mode, record = job
     from hw.export import to_verilog
+    from synth import measured
 
     t0 = time.monotonic()
     try:
         verilog = to_verilog(registry()[spec.unit](), spec.unit)
-        res, cached = synth_unit(spec.unit, verilog, lib, cfg, Path(out) / "units" / spec.unit,
-                                 yosys, sta, delay_ps=delay_ps)
+        stored = None
+        if mode != "ignore":
+            key = unit_key(verilog, lib, cfg, yosys, sta, delay_ps=delay_ps)
+            stored = measured.matching_result(spec.unit, key, ABC_SCRIPTS)
+        if stored is not None and mode == "use":
+            fields, prov = stored
+            res = UnitResult(**{**fields, "breakdown": tuple(
+                {**b, "category": category(b["part"], spec.unit)}
+                for b in fields.get("breakdown", ()))})
+            res = replace(res, note="; ".join(n for n in (res.note, MEASURED_NOTE) if n))
+            log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2 (committed measurement "
+                f"of {prov.get('date', '?')}, {prov.get('git_revision', '?')})")
+            return spec, res
+        workdir = Path(out) / "units" / spec.unit
+        res, cached = synth_unit(spec.unit, verilog, lib, cfg, workdir, yosys, sta,
+                                 delay_ps=delay_ps, use_cache=mode != "check")
+        if mode == "check":
+            if stored is None:
+                log(f"{spec.unit}: no committed measurement for this Verilog and these tools; "
+                    "nothing to check against")
+            else:
+                diffs = measured.compare_results(stored[0], asdict(res))
+                if diffs:
+                    raise FlowError(f"{spec.unit}: synthesized now, differs from its committed "
+                                    f"measurement ({measured.record_path(spec.unit)}): "
+                                    + "; ".join(diffs))
+                log(f"{spec.unit}: re-synthesized, identical to its committed measurement")
+        if record:
+            log(f"{spec.unit}: recorded {_record(spec.unit, workdir, verilog, lib, yosys, sta)}")
     except FlowError:
         raise
     except Exception as exc:           # report which unit, in one line
@@ -433,16 +487,38 @@ def synth_job(job: tuple) -> tuple[UnitSpec, UnitResult]:
     return spec, res
 
 
+def _record(unit: str, workdir: Path, verilog: str, lib: Liberty,
+            yosys: tuple[list[str], str], sta: str | None) -> Path:
+    """Write the committed record (:mod:`synth.measured`) of ``unit`` from the build cache
+    entry ``workdir/result.json`` that :func:`synth_unit` has just written or matched."""
+    from sysmodel.measured import git_revision
+    from synth import measured
+
+    entry = json.loads((workdir / "result.json").read_text())
+    tools = {"yosys": yosys[1], "opensta": sta, "liberty": lib.name,
+             "liberty_sha256": lib.sha256, "verilog_sha256": measured.sha256_text(verilog),
+             "flow_version": FLOW_VERSION}
+    return measured.write_record(unit, entry["key"], entry["abc_script_text"], entry["result"],
+                                 tools=tools, git_revision=git_revision())
+
+
 def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *,
              jobs: int = 2, require: bool = False,
              delay_ps: int | None = None,
-             executor: Executor | None = None) -> list[tuple[UnitSpec, UnitResult]]:
+             executor: Executor | None = None, measured: str = "ignore",
+             check: tuple[str, ...] = (), record: bool = False,
+             ) -> list[tuple[UnitSpec, UnitResult]]:
     """Synthesize ``specs`` (skipping unregistered units unless ``require``) into ``out``,
     every unit mapped for the ABC delay target ``delay_ps``.
 
     The units are jobs (:func:`synth_job`) on ``executor`` (default: a local process pool of
-    ``jobs`` workers, :mod:`executor`); results in the order of ``specs``.
+    ``jobs`` workers, :mod:`executor`); results in the order of ``specs``. ``measured``
+    (:data:`MEASURED_MODES`, ``check`` excluded) says whether committed records are used;
+    the units of ``check`` are re-synthesized and compared with their records; ``record``
+    writes the records of the units synthesized (:mod:`synth.measured`).
     """
+    if measured not in ("use", "ignore"):
+        raise FlowError(f"measured must be one of use, ignore, not {measured!r}")
     factories = registry()
     todo = []
     for spec in specs:
@@ -454,9 +530,13 @@ def run_flow(specs: list[UnitSpec], lib: Liberty, cfg: SynthConfig, out: Path, *
                             f"(registered: {known})")
         else:
             log(f"{spec.unit}: not registered in hw.export yet, skipped")
+    unknown = sorted(set(check) - {s.unit for s in todo})
+    if unknown:
+        raise FlowError(f"--check {', '.join(unknown)}: not among the units of this run")
     yosys = find_yosys()
     sta = sta_version()
     log(f"Yosys: {yosys[1]}; OpenSTA: {sta or 'not installed'}; Liberty: {lib.name} "
         f"({lib.path})")
-    items = [(spec, lib, cfg, Path(out), yosys, sta, delay_ps) for spec in todo]
+    items = [(spec, lib, cfg, Path(out), yosys, sta, delay_ps,
+              "check" if spec.unit in check else measured, record) for spec in todo]
     return run_all(synth_job, items, executor, max(1, jobs))

@@ -35,7 +35,8 @@ def liberty():
 @pytest.fixture(scope="module")
 def first_run(liberty, tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    rc = main(["--units", UNIT, "--out", str(out), "--liberty", str(liberty)])
+    rc = main(["--units", UNIT, "--out", str(out), "--liberty", str(liberty),
+                 "--measured", "ignore"])
     assert rc == 0
     return out
 
@@ -85,7 +86,8 @@ def test_row_has_positive_area(first_run):
 
 def test_rerun_hits_cache(first_run, liberty, capsys):
     before = (first_run / "units" / UNIT / "result.json").stat().st_mtime_ns
-    assert main(["--units", UNIT, "--out", str(first_run), "--liberty", str(liberty)]) == 0
+    assert main(["--units", UNIT, "--out", str(first_run), "--liberty", str(liberty),
+                 "--measured", "ignore"]) == 0
     assert "(cached)" in capsys.readouterr().out
     assert (first_run / "units" / UNIT / "result.json").stat().st_mtime_ns == before
 
@@ -99,7 +101,8 @@ def test_corrupt_cached_result_is_a_cache_miss(first_run, liberty, tmp_path, cap
     for corrupt in ('{"key": "', '{"key": "%s", "result": {"nope": 1}}' % good["key"]):
         cache.write_text(corrupt)
         capsys.readouterr()
-        assert main(["--units", UNIT, "--out", str(out), "--liberty", str(liberty)]) == 0
+        assert main(["--units", UNIT, "--out", str(out), "--liberty", str(liberty),
+                     "--measured", "ignore"]) == 0
         printed = capsys.readouterr().out
         assert "unreadable" in printed and "(cached)" not in printed
         assert json.loads(cache.read_text())["result"] == good["result"]

@@ -38,8 +38,8 @@ import yaml
 from quant.constants import MODES, TIMING_KEYS
 
 __all__ = ["MEASURED_DIR", "COMMITTED_TIMING", "BUILD_TIMING", "MEASURED_FILES", "MODES",
-           "TIMING_KEYS", "SPU_EXTRA_KEYS", "BASELINE_UNITS", "BASELINE_KEYS", "PCU_UNITS",
-           "PCU_KEYS", "PROVENANCE_KEYS", "TOP_KEYS", "KEY_DOCS", "TimingFileError",
+           "TIMING_KEYS", "git_revision", "SPU_EXTRA_KEYS", "BASELINE_UNITS", "BASELINE_KEYS",
+           "PCU_UNITS", "PCU_KEYS", "PROVENANCE_KEYS", "TOP_KEYS", "KEY_DOCS", "TimingFileError",
            "read_timing", "provenance", "write_timing", "write_unit_timing", "write_pcu_timing"]
 
 MEASURED_DIR = Path(__file__).resolve().parent
@@ -152,7 +152,7 @@ def read_timing(path: str | Path = BUILD_TIMING, *, require_provenance: bool = T
     return data
 
 
-def _git_revision() -> str:
+def git_revision() -> str:
     """``git describe`` of the checkout (``-dirty`` when it has changes), or ``unknown``."""
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
@@ -173,7 +173,7 @@ def provenance(*, simulator: str | None = None, seed: int | str | None = None) -
         raw = os.environ.get("COCOTB_RANDOM_SEED", "").strip()
         seed = int(raw) if raw.isdigit() else (raw or "unknown")
     date = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    return {"simulator": str(simulator), "seed": seed, "git_revision": _git_revision(),
+    return {"simulator": str(simulator), "seed": seed, "git_revision": git_revision(),
             "date": date}
 
 
