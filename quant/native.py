@@ -37,7 +37,7 @@ ENV = "QUANT_NATIVE"
 ENV_DIR = "QUANT_NATIVE_DIR"
 _SRCS = tuple(Path(__file__).with_name("csrc") / f for f in ("spe_update.c", "mt19937.c"))
 _DEFINES = ("GROUP", "PAIRS", "BIAS", "MAG_BITS", "MAG_MAX", "EXP_NAN", "ADD_FRAC_BITS",
-            "FMA_FRAC_BITS", "LANES")
+            "FMA_FRAC_BITS", "LANES", "DOT_GUARD_BITS", "DOT_X_NAN")
 _CFLAGS = ("-O3", "-march=native", "-std=c11", "-shared", "-fPIC", "-fno-strict-aliasing")
 
 _lock = threading.Lock()
@@ -122,10 +122,10 @@ def _load() -> ctypes.CDLL | None:
                       f"state update runs its eager PyTorch form", RuntimeWarning, stacklevel=3)
         return None
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
-    common = [i64, i64, i64, i32] + [ptr] * 19
-    dll.spe_update_unfused.argtypes = common + [i32] + [ptr] * 7
+    common = [i64, i64, i64, i32] + [ptr] * 20
+    dll.spe_update_unfused.argtypes = common + [i32] + [ptr] * 10
     dll.spe_update_unfused.restype = None
-    dll.spe_update_fused.argtypes = common + [ptr] * 6
+    dll.spe_update_fused.argtypes = common + [ptr] * 8
     dll.spe_update_fused.restype = None
     dll.mt19937_draw.argtypes = [ptr, ptr, i64, ctypes.c_uint32]
     dll.mt19937_draw.restype = None

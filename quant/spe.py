@@ -572,7 +572,7 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
 
 def _native_update(kernel, S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, raw):
     """The state update by the compiled kernel: :func:`_state_update_fast` or (``cfg.fused``)
-    :func:`_fused_update_fast` in one pass per group. ``raw``: each drawing site's bits as
+    :func:`_fused_update_fast`, with :func:`_dot_of_groups`, in one pass per group. ``raw``: each drawing site's bits as
     :func:`_hardware_draw` returns them (None for round-to-nearest)."""
     i32 = torch.int32
     lead_s = tuple(S.exp.shape[:-1])
@@ -585,27 +585,26 @@ def _native_update(kernel, S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfi
         keep.append(t)
         return t.data_ptr()
 
-    def fields(m: MX8, *lead: int, exp: bool = True) -> list[int]:
+    def fields(m: MX8, *lead: int) -> list[int]:
         m = m.reshape_lead(*lead)
-        return [ptr(t) for t in ((m.exp,) if exp else ()) + (m.mu, m.sign, m.mag)]
+        return [ptr(t) for t in (m.exp, m.mu, m.sign, m.mag)]
 
     args = [L, ds, G, cfg.rbits, *fields(S, L, ds), *fields(d, L), *fields(k, L),
-            *fields(v, L), *fields(q, L, exp=False)]
+            *fields(v, L), *fields(q, L)]
     rand = [None if raw[s] is None else ptr(raw[s]) for s in raw]
     out_exp = torch.empty(L, ds, G, dtype=i32)
     out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
     out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
     acc = torch.empty(L, ds, G, dtype=i32)
+    out_mu = torch.empty(L, ds, G, PAIRS, dtype=i32)
+    y = torch.empty(*lead_s, G // 2, dtype=torch.int64)
+    x = torch.empty(*lead_s, G // 2, dtype=i32)
+    outs = [t.data_ptr() for t in (out_exp, out_mu, out_sign, out_mag, acc, y, x)]
     if cfg.fused:
-        out_mu = torch.empty(L, ds, G, PAIRS, dtype=i32)
-        kernel.spe_update_fused(*args, *rand, out_exp.data_ptr(), out_mu.data_ptr(),
-                                out_sign.data_ptr(), out_mag.data_ptr(), acc.data_ptr())
+        kernel.spe_update_fused(*args, *rand, *outs)
     else:
-        out_mu = torch.zeros(L, ds, G, PAIRS, dtype=i32)
-        kernel.spe_update_unfused(*args, int(cfg.renorm == "fixed"), *rand, out_exp.data_ptr(),
-                                  out_sign.data_ptr(), out_mag.data_ptr(), acc.data_ptr())
-    new = MX8(out_exp, out_mu, out_sign, out_mag).reshape_lead(*lead_s)
-    return new, _dot_of_groups(acc, new, q, lead_s)
+        kernel.spe_update_unfused(*args, int(cfg.renorm == "fixed"), *rand, *outs)
+    return MX8(out_exp, out_mu, out_sign, out_mag).reshape_lead(*lead_s), DotOut(y, x)
 
 
 def _dot_of_groups(acc, new: MX8, q: MX8, lead_s) -> DotOut:

@@ -11,7 +11,7 @@
  * MX8 tensor, the random bits of a site in the order the source drew them,
  * (L, G / 2, ds, LANES) (quant.spe.hardware_order_rand before its transpose), or NULL for
  * round-to-nearest. Outputs: the new state's exponents (L, ds, G), micro-exponents
- * (L, ds, G, PAIRS) (fused only; unfused results have mu = 0), signs and magnitudes
+ * (L, ds, G, PAIRS) (all 0 in the unfused update), signs and magnitudes
  * (L, ds, G, GROUP), and the exact per-group dot-product sums A_g with q (L, ds, G).
  */
 #include <stdint.h>
@@ -27,8 +27,12 @@
 /* One group as a vector (GCC/Clang vector extensions: AVX-512, AVX2 or SSE as the CPU has). */
 typedef int32_t v16 __attribute__((vector_size(64)));
 typedef uint32_t u16 __attribute__((vector_size(64)));
-typedef int32_t v8 __attribute__((vector_size(32)));
-typedef int32_t v4 __attribute__((vector_size(16)));
+
+#ifdef __clang__
+#define SHUF(x, ...) __builtin_shufflevector(x, x, __VA_ARGS__)
+#else
+#define SHUF(x, ...) __builtin_shuffle(x, (v16){__VA_ARGS__})
+#endif
 
 static inline v16 ld(const int32_t *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
 static inline void st(int32_t *p, v16 v) { memcpy(p, &v, sizeof v); }
@@ -43,33 +47,23 @@ static inline v16 vmin(v16 a, v16 b) { return b ^ ((a ^ b) & (a < b)); }
 static inline v16 vmax(v16 a, v16 b) { return b ^ ((a ^ b) & (a > b)); }
 static inline int32_t imax(int32_t a, int32_t b) { return a > b ? a : b; }
 static inline int32_t imin(int32_t a, int32_t b) { return a < b ? a : b; }
+#define SWAP_PAIRS(x) SHUF(x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
 static inline int32_t hmax(v16 x)
 {
-    v8 a, b;
-    memcpy(&a, &x, sizeof a);
-    memcpy(&b, (char *)&x + sizeof a, sizeof b);
-    a = b ^ ((a ^ b) & (a > b));
-    v4 c, d;
-    memcpy(&c, &a, sizeof c);
-    memcpy(&d, (char *)&a + sizeof c, sizeof d);
-    c = d ^ ((c ^ d) & (c > d));
-    return imax(imax(c[0], c[1]), imax(c[2], c[3]));
+    x = vmax(x, SHUF(x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+    x = vmax(x, SHUF(x, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+    x = vmax(x, SHUF(x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+    x = vmax(x, SWAP_PAIRS(x));
+    return x[0];
 }
 static inline int32_t hsum(v16 x)
 {
-    v8 a, b;
-    memcpy(&a, &x, sizeof a);
-    memcpy(&b, (char *)&x + sizeof a, sizeof b);
-    a += b;
-    return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+    x += SHUF(x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    x += SHUF(x, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    x += SHUF(x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    x += SWAP_PAIRS(x);
+    return x[0];
 }
-#ifdef __clang__
-#define SWAP_PAIRS(x) __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, \
-                                              12, 15, 14)
-#else
-#define SWAP_PAIRS(x) __builtin_shuffle(x, (v16){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, \
-                                                 15, 14})
-#endif
 static inline int32_t bitlen(int32_t v) { return v ? 32 - __builtin_clz((uint32_t)v) : 0; }
 
 /* round_shifted (quant.mx8) of one group of non-negative values with a group-level shift:
@@ -84,15 +78,17 @@ static inline v16 round_group(v16 v, int32_t shift, int32_t r, const int32_t *ra
 }
 
 /* NaN (an operand NaN, or the exponent overflowed) and zero groups: the result exponent,
- * magnitudes cleared in a NaN group; *clear = 1 for either. */
-static inline int32_t finish(v16 *m, int32_t exp, int nan, int *clear)
+ * magnitudes cleared in a NaN group; *clear = 1 for either. ``sure``: the group's largest
+ * value (before rounding) ``vmax`` was normalized to the top bit, so it rounds to >= 32 and
+ * ``vmax != 0`` decides zero without looking at the rounded magnitudes. */
+static inline int32_t finish(v16 *m, int32_t exp, int nan, int sure, int32_t vmax, int *clear)
 {
     if (nan || exp > EXP_NAN - 1) {
         *m = bc(0);
         *clear = 1;
         return EXP_NAN;
     }
-    int any = hmax(*m) != 0;
+    int any = sure ? vmax != 0 : hmax(*m) != 0;
     *clear = !any;
     return any ? exp : 0;
 }
@@ -102,11 +98,42 @@ static inline int32_t finish(v16 *m, int32_t exp, int nan, int *clear)
 static inline int32_t product_round(v16 *p, int32_t e_base, int nan, int fixed, int32_t r,
                                     const int32_t *rand)
 {
-    int32_t sh = fixed ? MAG_BITS : imax(bitlen(hmax(*p)) - (MAG_BITS + 1), 0);
+    int32_t pmax = 0, sh = MAG_BITS;
+    if (!fixed) {
+        pmax = hmax(*p);
+        sh = imax(bitlen(pmax) - (MAG_BITS + 1), 0);
+    }
+    /* the leading one lands in bit 5 or 6 of the result */
+    const int sure = !fixed && sh > 0 && sh >= -e_base;
     sh = imax(sh, -e_base);
     *p = round_group(*p, sh + 1, r, rand);
     int clear;
-    return finish(p, e_base + sh, nan, &clear);
+    return finish(p, e_base + sh, nan, sure, pmax, &clear);
+}
+
+/* dot(S'_j, q) per sub-chunk from the exact group sums A_g (quant.spe._dot_of_groups,
+ * docs/mx8.md section 7): the groups aligned (floor) to the largest exponent X_g = E_g + E_q
+ * of those with A_g != 0, summed with DOT_GUARD_BITS more fraction bits; a NaN group gives
+ * Y = 0, X = DOT_X_NAN. One state row: G groups, G / GPC sub-chunks. */
+static void dot_row(const int32_t *acc, const int32_t *exp, const int32_t *q_exp, int64_t G,
+                    int64_t *y, int32_t *x)
+{
+    for (int64_t c = 0; c < G / GPC; c++) {
+        int nan = 0;
+        int32_t xm = 0;
+        for (int64_t g = c * GPC; g < (c + 1) * GPC; g++) {
+            nan |= exp[g] == EXP_NAN || q_exp[g] == EXP_NAN;
+            if (acc[g] != 0)
+                xm = imax(xm, exp[g] + q_exp[g]);
+        }
+        int64_t sum = 0;
+        for (int64_t g = c * GPC; g < (c + 1) * GPC; g++) {
+            const int32_t dist = imin(imax(xm - (exp[g] + q_exp[g]), 0), 31);
+            sum += (int64_t)acc[g] * (1 << DOT_GUARD_BITS) >> dist; /* floor */
+        }
+        y[c] = nan ? 0 : sum;
+        x[c] = nan ? DOT_X_NAN : xm;
+    }
 }
 
 #define ARGS_IN                                                                              \
@@ -116,7 +143,8 @@ static inline int32_t product_round(v16 *p, int32_t e_base, int nan, int fixed, 
         const int32_t *d_mag, const int32_t *k_exp, const int32_t *k_mu,                     \
         const int32_t *k_sign, const int32_t *k_mag, const int32_t *v_exp,                   \
         const int32_t *v_mu, const int32_t *v_sign, const int32_t *v_mag,                    \
-        const int32_t *q_mu, const int32_t *q_sign, const int32_t *q_mag
+        const int32_t *q_exp, const int32_t *q_mu, const int32_t *q_sign,                     \
+        const int32_t *q_mag
 
 /* Index of lane 0 of group g of state row j in a site's random bits. */
 static inline size_t rand_at(int64_t l, int64_t j, int64_t g, int64_t ds, int64_t G)
@@ -127,7 +155,8 @@ static inline size_t rand_at(int64_t l, int64_t j, int64_t g, int64_t ds, int64_
 /* S' = add(mul(S, d), mul_scalar(k, v_j)); A_g = the exact group sums of S' * q. */
 void spe_update_unfused(ARGS_IN, int32_t fixed, const int32_t *r_decay,
                         const int32_t *r_outer, const int32_t *r_add, int32_t *o_exp,
-                        int32_t *o_sign, int32_t *o_mag, int32_t *acc)
+                        int32_t *o_mu, int32_t *o_sign, int32_t *o_mag, int32_t *acc,
+                        int64_t *y, int32_t *x)
 {
     const int32_t r = r_add ? rbits : 1;
     const int32_t ebias = BIAS + MAG_BITS - 1;
@@ -162,26 +191,32 @@ void spe_update_unfused(ARGS_IN, int32_t fixed, const int32_t *r_decay,
                 const int32_t vmax = hmax(m);
                 int32_t sh = fixed ? imin(vmax >> (MAG_BITS + ADD_FRAC_BITS), 1)
                                    : bitlen(vmax) - (MAG_BITS + ADD_FRAC_BITS);
+                const int sure = !fixed && sh >= -emax;
                 sh = imax(sh, -emax);
                 m = round_group(m, sh + ADD_FRAC_BITS, r, r_add ? r_add + ri : NULL);
                 int clear;
-                o_exp[sg] = finish(&m, emax + sh, e1 == EXP_NAN || e2 == EXP_NAN, &clear);
+                o_exp[sg] = finish(&m, emax + sh, e1 == EXP_NAN || e2 == EXP_NAN, sure, vmax,
+                                   &clear);
                 const v16 neg = tneg & (m != 0); /* -1: negative and non-zero */
                 const v16 qs = -ld(q_sign + dg * GROUP);
                 const v16 qsh = 2 - pairs(q_mu + dg * PAIRS);
                 const v16 qf = ((ld(q_mag + dg * GROUP) << qsh) ^ qs) - qs;
+                memset(o_mu + sg * PAIRS, 0, PAIRS * sizeof *o_mu); /* the adder's mu = 0 */
                 st(o_mag + sg * GROUP, m);
                 st(o_sign + sg * GROUP, -neg);
                 const v16 t = (((m ^ neg) - neg) * qf);
                 acc[sg] = hsum(t);
             }
+            dot_row(acc + ((size_t)l * ds + j) * G, o_exp + ((size_t)l * ds + j) * G,
+                    q_exp + (size_t)l * G, G, y + ((size_t)l * ds + j) * (G / GPC),
+                    x + ((size_t)l * ds + j) * (G / GPC));
         }
     }
 }
 
 /* S' = fused_mul_add(d, S, k, v_j) (one rounding, site add); A_g as above. */
 void spe_update_fused(ARGS_IN, const int32_t *r_add, int32_t *o_exp, int32_t *o_mu,
-                      int32_t *o_sign, int32_t *o_mag, int32_t *acc)
+                      int32_t *o_sign, int32_t *o_mag, int32_t *acc, int64_t *y, int32_t *x)
 {
     const int32_t r = r_add ? rbits : 1;
     const int32_t frac = MAG_BITS + 1 + FMA_FRAC_BITS;
@@ -209,16 +244,17 @@ void spe_update_fused(ARGS_IN, const int32_t *r_add, int32_t *o_exp, int32_t *o_
                 const v16 tot = ((p1 ^ na) - na) + ((p2 ^ nb) - nb);
                 const v16 tneg = tot >> 31;
                 v16 m = (tot ^ tneg) - tneg;
-                const int32_t top = bitlen(hmax(m));
+                const int32_t mmax = hmax(m), top = bitlen(mmax);
                 /* mu = 1 for a pair below the group's leading binade: one bit finer */
                 const v16 pm = vmax(m, SWAP_PAIRS(m));
                 v16 mu = -(pm < bc(top ? 1 << (top - 1) : 0));
                 m <<= mu;
                 const int32_t e_base = x0 - BIAS;
+                const int sure = top - (MAG_BITS + frac) >= -e_base;
                 const int32_t sh = imax(top - (MAG_BITS + frac), -e_base);
                 m = round_group(m, sh + frac, r, r_add ? r_add + rand_at(l, j, g, ds, G) : NULL);
                 int clear;
-                o_exp[sg] = finish(&m, e_base + sh, nan, &clear);
+                o_exp[sg] = finish(&m, e_base + sh, nan, sure, mmax, &clear);
                 if (clear)
                     mu = bc(0);
                 for (int p = 0; p < PAIRS; p++)
@@ -233,6 +269,9 @@ void spe_update_fused(ARGS_IN, const int32_t *r_add, int32_t *o_exp, int32_t *o_
                 const v16 t = ((m ^ neg) - neg) * qv * (bc(1) << qsh);
                 acc[sg] = hsum(t);
             }
+            dot_row(acc + ((size_t)l * ds + j) * G, o_exp + ((size_t)l * ds + j) * G,
+                    q_exp + (size_t)l * G, G, y + ((size_t)l * ds + j) * (G / GPC),
+                    x + ((size_t)l * ds + j) * (G / GPC));
         }
     }
 }
