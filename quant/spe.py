@@ -572,8 +572,8 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
 
 def _native_update(kernel, S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, raw):
     """The state update by the compiled kernel: :func:`_state_update_fast` or (``cfg.fused``)
-    :func:`_fused_update_fast`, with :func:`_dot_of_groups`, in one pass per group. ``raw``: each drawing site's bits as
-    :func:`_hardware_draw` returns them (None for round-to-nearest)."""
+    :func:`_fused_update_fast`, with :func:`_dot_of_groups`, in one pass per group. ``raw``:
+    each drawing site's bits as :func:`_hardware_draw` returns them (None for nearest)."""
     i32 = torch.int32
     lead_s = tuple(S.exp.shape[:-1])
     ds, G = S.exp.shape[-2], S.exp.shape[-1]

@@ -1,18 +1,20 @@
 /* The SPE state update, one pass per group: the compiled form of quant.spe's fast paths.
  *
- * Bit-identical to quant.spe._state_update_fast / _fused_update_fast (and so to the
- * composition mul / mul_scalar / add / fused_mul_add / dot of quant/spe.py, the
+ * Bit-identical to quant.spe._state_update_fast / _fused_update_fast with _dot_of_groups (and
+ * so to the composition mul / mul_scalar / add / fused_mul_add / dot of quant/spe.py, the
  * specification; docs/mx8.md): tests/test_spe_arith.py checks it against the composition on
- * random and corner fields, tests/test_spe_native.py against the eager form. The format's constants are not written here: quant/native.py passes them from
- * quant/constants.py as -D flags (GROUP, PAIRS, BIAS, MAG_BITS, MAG_MAX, EXP_NAN,
- * ADD_FRAC_BITS, FMA_FRAC_BITS, LANES).
+ * random and corner fields, tests/test_spe_native.py against the eager form. The format's
+ * constants are not written here: quant/native.py passes them from quant/constants.py as -D
+ * flags (GROUP, PAIRS, BIAS, MAG_BITS, MAG_MAX, EXP_NAN, ADD_FRAC_BITS, FMA_FRAC_BITS, LANES,
+ * DOT_GUARD_BITS, DOT_X_NAN).
  *
  * Layouts (int32, C-contiguous): S (L, ds, G, .), d/k/q (L, G, .), v (L, ds/GROUP, .) as an
  * MX8 tensor, the random bits of a site in the order the source drew them,
  * (L, G / 2, ds, LANES) (quant.spe.hardware_order_rand before its transpose), or NULL for
  * round-to-nearest. Outputs: the new state's exponents (L, ds, G), micro-exponents
  * (L, ds, G, PAIRS) (all 0 in the unfused update), signs and magnitudes
- * (L, ds, G, GROUP), and the exact per-group dot-product sums A_g with q (L, ds, G).
+ * (L, ds, G, GROUP), the exact per-group dot-product sums A_g with q (L, ds, G), and the
+ * partials dot(S'_j, q) per sub-chunk, Y (int64) and X (L, ds, G / GPC).
  */
 #include <stdint.h>
 #include <stddef.h>
