@@ -374,6 +374,9 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
     :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
     (``SPERandom.torch(seed)``) or None (the module-level default source of
     :mod:`quant.rng`, which advances; ``quant.rng.seed(n)`` restarts it).
+
+    It runs as the compiled kernel of :mod:`quant.native` where one can be built, else as
+    eager PyTorch code; the two are bit-identical.
     """
     lead, dim_state, dim_head = _check_shapes(S, d, k, v, q)
     rng = _spe_random(rng)
