@@ -26,7 +26,8 @@ from .constants import (ADD_FRAC_BITS, ATTEND_PARTIALS, ATTEND_ROW, DOT_GUARD_BI
                         DOT_Y_BITS, FMA_FRAC_BITS, LANES, RBITS)
 from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MAG_MAX, MX8, MX8Scalar, PAIRS, _draw,
                   apply_sign, check_rounding, pair_to_elements, round_shifted)
-from .rng import SITES, SPERandom
+from . import native
+from .rng import SITES, SPERandom, TorchBits
 
 __all__ = [
     "RBITS",
@@ -308,11 +309,22 @@ def hardware_order_rand(src, lead: tuple[int, ...], dim_state: int, dim_head: in
     """Random bits for a state-shaped result ``(*lead, dim_state, dim_head)`` drawn in the
     SPU's processing order: for each leading index, for each dim_head sub-chunk range (a
     chunk), for each state column (an iteration), the 32 lanes."""
+    r = _hardware_draw(src, lead, dim_state, dim_head, rounding, rbits)
+    return None if r is None else r.transpose(-2, -3).reshape(*lead, dim_state, dim_head)
+
+
+def _hardware_draw(src, lead, dim_state: int, dim_head: int, rounding: str, rbits: int,
+                   scratch: int | None = None):
+    """The bits of :func:`hardware_order_rand` as drawn, ``(*lead, dim_head / 32, dim_state,
+    32)`` (chunk, iteration, lane), or None for round-to-nearest. ``scratch``: a
+    :class:`TorchBits` source draws into per-thread scratch tensor number ``scratch``
+    (reused from call to call: fresh pages cost as much as drawing the bits)."""
     if rounding == "nearest":
         return None
-    nsub = dim_head // SUBCHUNK
-    r = src.draw(tuple(lead) + (nsub, dim_state, SUBCHUNK), rbits)
-    return r.transpose(-2, -3).reshape(*lead, dim_state, dim_head)
+    shape = tuple(lead) + (dim_head // SUBCHUNK, dim_state, SUBCHUNK)
+    if scratch is not None and type(src) is TorchBits:
+        return src.draw_into(_workspace(scratch, shape), rbits)
+    return src.draw(shape, rbits)
 
 
 def _check_shapes(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8):
@@ -362,9 +374,19 @@ def state_update(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig = SPECon
     :func:`hardware_order_rand`); ``rng`` is an :class:`SPERandom`, an int seed
     (``SPERandom.torch(seed)``) or None (the module-level default source of
     :mod:`quant.rng`, which advances; ``quant.rng.seed(n)`` restarts it).
+
+    It runs as the compiled kernel of :mod:`quant.native` where one can be built, else as
+    eager PyTorch code; the two are bit-identical.
     """
     lead, dim_state, dim_head = _check_shapes(S, d, k, v, q)
     rng = _spe_random(rng)
+    kernel = native.lib()
+    if kernel is not None:  # the compiled form of the code below (quant/csrc/spe_update.c)
+        sites = ("add",) if cfg.fused else SITES
+        raw = {s: _hardware_draw(rng[s], lead, dim_state, dim_head, cfg.rounding, cfg.rbits,
+                                 _RAND_SCRATCH + i) for i, s in enumerate(sites)}
+        new, partial = _native_update(kernel, S, d, k, v, q, cfg, raw)
+        return StateUpdateOut(new, partial, partial.value().sum(dim=-1))
     if cfg.fused:  # one rounding: only the adder's generator draws
         rand = hardware_order_rand(rng["add"], lead, dim_state, dim_head, cfg.rounding,
                                    cfg.rbits)
@@ -389,6 +411,8 @@ _CHUNK = 1 << 18
 #: Scratch tensors of the fused update, per thread, reused from call to call (fresh tensors
 #: of this size cost more in page faults than the arithmetic on them).
 _SCRATCH = threading.local()
+#: Scratch numbers of the compiled update's random bits (one per site; 0-3: the eager update).
+_RAND_SCRATCH = 4
 
 
 def _workspace(i: int, shape) -> torch.Tensor:
@@ -547,6 +571,43 @@ def _state_update_fast(S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, d
     new = MX8(out_exp, torch.zeros(L, ds, G, PAIRS, dtype=i32), out_sign,
               out_mag).reshape_lead(*lead_s)
     return new, _dot_of_groups(acc, new, q, lead_s)
+
+
+def _native_update(kernel, S: MX8, d: MX8, k: MX8, v: MX8, q: MX8, cfg: SPEConfig, raw):
+    """The state update by the compiled kernel: :func:`_state_update_fast` or (``cfg.fused``)
+    :func:`_fused_update_fast`, with :func:`_dot_of_groups`, in one pass per group. ``raw``:
+    each drawing site's bits as :func:`_hardware_draw` returns them (None for nearest)."""
+    i32 = torch.int32
+    lead_s = tuple(S.exp.shape[:-1])
+    ds, G = S.exp.shape[-2], S.exp.shape[-1]
+    L = S.exp[..., 0, 0].numel()
+    keep = []  # the tensors whose memory the kernel reads or writes
+
+    def ptr(t: torch.Tensor) -> int:
+        t = t.to(i32).contiguous()
+        keep.append(t)
+        return t.data_ptr()
+
+    def fields(m: MX8, *lead: int) -> list[int]:
+        m = m.reshape_lead(*lead)
+        return [ptr(t) for t in (m.exp, m.mu, m.sign, m.mag)]
+
+    args = [L, ds, G, cfg.rbits, *fields(S, L, ds), *fields(d, L), *fields(k, L),
+            *fields(v, L), *fields(q, L)]
+    rand = [None if raw[s] is None else ptr(raw[s]) for s in raw]
+    out_exp = torch.empty(L, ds, G, dtype=i32)
+    out_sign = torch.empty(L, ds, G, GROUP, dtype=i32)
+    out_mag = torch.empty(L, ds, G, GROUP, dtype=i32)
+    acc = torch.empty(L, ds, G, dtype=i32)
+    out_mu = torch.empty(L, ds, G, PAIRS, dtype=i32)
+    y = torch.empty(*lead_s, G // 2, dtype=torch.int64)
+    x = torch.empty(*lead_s, G // 2, dtype=i32)
+    outs = [t.data_ptr() for t in (out_exp, out_mu, out_sign, out_mag, acc, y, x)]
+    if cfg.fused:
+        kernel.spe_update_fused(*args, *rand, *outs)
+    else:
+        kernel.spe_update_unfused(*args, int(cfg.renorm == "fixed"), *rand, *outs)
+    return MX8(out_exp, out_mu, out_sign, out_mag).reshape_lead(*lead_s), DotOut(y, x)
 
 
 def _dot_of_groups(acc, new: MX8, q: MX8, lead_s) -> DotOut:

@@ -7,7 +7,7 @@ import torch
 
 import mx8_reference as ref
 from mx8_fields import random_fields, to_dicts
-from quant import mx8, spe
+from quant import mx8, native, spe
 from quant.mx8 import MX8
 from quant.rng import LFSRStream, SPERandom
 
@@ -23,6 +23,17 @@ def rand_bits(cfg, n_groups, seed):
         return None, [None] * n_groups
     t = LFSRStream(seed).draw((n_groups, 16), cfg.rbits)
     return t.reshape(-1), [row for row in t.tolist()]
+
+
+@pytest.fixture(params=["native", "eager"])
+def update_path(request, monkeypatch):
+    """Run a test on both forms of ``spe.state_update``: the compiled kernel
+    (``quant.native``) and the eager PyTorch code (``QUANT_NATIVE=0``)."""
+    if request.param == "eager":
+        monkeypatch.setenv(native.ENV, "0")
+    elif native.lib() is None:
+        pytest.skip("no C compiler: the compiled state-update kernel is not built")
+    return request.param
 
 
 def flat(m: MX8) -> MX8:
@@ -189,7 +200,7 @@ def test_config_validation():
 # ------------------------------------------------------------------------------ composition
 
 @pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[2]], ids=[IDS[0], IDS[2]])
-def test_state_update_is_the_composition_in_hardware_order(cfg):
+def test_state_update_is_the_composition_in_hardware_order(cfg, update_path):
     torch.manual_seed(3)
     B, ds, dh = 2, 16, 64
     e = mx8.encode
@@ -309,7 +320,7 @@ def test_attention_attend_partial_sum_order():
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("exp_lo,exp_hi", [(1, 254), (1, 20), (120, 134), (240, 254)])
-def test_fused_state_update_equals_the_composition(cfg, exp_lo, exp_hi):
+def test_fused_state_update_equals_the_composition(cfg, exp_lo, exp_hi, update_path):
     """spe.state_update (the fast, fused code) against mul/mul_scalar/add/dot on random
     fields: every exponent range (underflow, overflow to NaN), NaN and zero groups."""
     gen = torch.Generator().manual_seed(exp_lo * 7 + exp_hi)
@@ -340,7 +351,7 @@ FUSED_CONFIGS = [spe.SPEConfig(rounding=r, rbits=b, fused=True)
 
 @pytest.mark.parametrize("cfg", FUSED_CONFIGS, ids=lambda c: f"{c.rounding}-r{c.rbits}")
 @pytest.mark.parametrize("exp_lo,exp_hi", [(1, 254), (1, 20), (60, 70), (120, 134), (240, 254)])
-def test_fast_fused_update_equals_the_composition(cfg, exp_lo, exp_hi):
+def test_fast_fused_update_equals_the_composition(cfg, exp_lo, exp_hi, update_path):
     """spe.state_update with cfg.fused (the fast in-place code) against fused_mul_add then
     dot on random fields: every exponent range (underflow, overflow to NaN), NaN groups."""
     gen = torch.Generator().manual_seed(exp_lo * 11 + exp_hi)
