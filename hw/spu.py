@@ -19,6 +19,11 @@ black boxes with their own ``latency``, clock-enabled by the iteration; ``W`` is
 register inserted only when it is needed to make ``read_to_write`` odd (with the current units
 ``1 + 3 + 4 = 8`` is even, so ``W`` is there and ``read_to_write = 9``).
 
+``fused=True`` (unit ``spu_mx8_fused``): the state update's ``M`` and ``A`` are one fused
+multiply-add (:class:`hw.mx_fma.MxFma`, one rounding, ``X``, 5 stages); ``1 + 5 = 6`` is even,
+so ``W`` stays and ``read_to_write = 7``. Attend keeps the outer-product multiplier and the
+adder (docs/spu.md section 8).
+
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
 attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
