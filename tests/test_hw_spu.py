@@ -296,3 +296,9 @@ def test_result_read_index_map():
     assert result_addr(0, 0) == 0 and result_addr(1, 31) == 63 and result_addr(1, 0) == 32
     assert mode_word("attend", True) == int(Mode.ATTEND) | 4
     assert reg_addr(Reg.V, 1) == 7
+
+
+def test_unfused_mutant_needs_a_fused_spu():
+    work = make_workload("state_update", L=2, H=1, C=1, seed=1)
+    with pytest.raises(ValueError, match="mutant 'unfused' needs a fused SPU"):
+        SpuBench(None, work, rng=random.Random(1), spu=Spu(), mutant="unfused")
