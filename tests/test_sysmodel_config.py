@@ -204,6 +204,7 @@ def test_fused_pimba_takes_its_own_measured_timing():
         assert tm.pipeline_depth == measured[mode]["pipeline_depth"]
         assert tm.source == str(COMMITTED_TIMING) and tm.vectors_checked > 0
     assert fused.mode("state_update").pipeline_depth < spu.mode("state_update").pipeline_depth
+    assert hw.system("Pimba (fused)").pim_unit.key == "pimba_spu_fused"
     system = replace(hw.systems["Pimba"], name="Pimba fused", pim_unit=fused)
     hw2 = replace(hw, systems={**hw.systems, "Pimba fused": system})
     base = evaluate(Point("mamba2-2.7b", "Pimba"), hw2).tokens_per_s
