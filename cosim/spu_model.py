@@ -2,13 +2,13 @@
 
 Nothing here computes MX8 arithmetic: every expected value comes from :mod:`quant.spe`
 (``mul``, ``mul_scalar``, ``add``, ``fused_mul_add``, ``dot``, ``state_update``,
-``attention_score``, ``attention_attend``). The SPU processes the sub-chunks of a row pair in the order
-A0, B0, A1, B1, ... (bank, column); :class:`SpuModel` calls the low-level operations in exactly
-that order with random bits drawn in that order from one PRBS31 stream per rounding site
-(:meth:`quant.rng.SPERandom.lfsr`, the SPU's reset seeds), and records which bits went to which
-sub-chunk so that the chunk-group functions of :mod:`quant.spe` can be replayed with the same
-bits (:class:`ReplaySource`): the final states must then equal ``state_update`` bit for bit
-also with stochastic rounding.
+``attention_score``, ``attention_attend``). The SPU processes the sub-chunks of a row pair in
+the order A0, B0, A1, B1, ... (bank, column); :class:`SpuModel` calls the low-level
+operations in exactly that order with random bits drawn in that order from one PRBS31 stream
+per rounding site (:meth:`quant.rng.SPERandom.lfsr`, the SPU's reset seeds), and records which
+bits went to which sub-chunk so that the chunk-group functions of :mod:`quant.spe` can be
+replayed with the same bits (:class:`ReplaySource`): the final states must then equal
+``state_update`` bit for bit also with stochastic rounding.
 
 A fused SPU (``hw.spu.Spu(fused=True)``, ``SpuModel(fused=True)``) computes the state update as
 ``fused_mul_add`` with one rounding (site ``add``) from the fused unit's own generator, reset

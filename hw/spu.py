@@ -241,10 +241,10 @@ class Spu(wiring.Component):
     def mode_stages(self) -> dict[str, tuple[str, ...]]:
         """Per mode, the stages (SPU cycles) from a COMP to the last thing it produces, in
         order: ``F`` (fetch), the units' own stages (``M.*`` multipliers, ``A.*`` adder,
-        ``X.*`` the fused unit, ``D.*`` dot product), ``R`` (the result memory or, in attend mode, the partial
-        written), then in attend mode the fold after the row pair (``fold<k>``: the steps
-        entering the adder one per iteration, then the last step through the adder,
-        ``fold.A.*``)."""
+        ``X.*`` the fused unit, ``D.*`` dot product), ``R`` (the result memory or, in attend
+        mode, the partial written), then in attend mode the fold after the row pair
+        (``fold<k>``: the steps entering the adder one per iteration, then the last step
+        through the adder, ``fold.A.*``)."""
         mul = tuple(f"M.{s}" for s in self._mul_outer.stages)
         add = tuple(f"A.{s}" for s in self._add.stages)
         dot = tuple(f"D.{s}" for s in self._dot.stages)

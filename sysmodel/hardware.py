@@ -19,11 +19,11 @@ A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
 ``units:`` mapping gives them per unit. The SPU variants of the RTL timing file
 (:data:`SPU_VARIANT_UNITS`: ``spu_mx8_fused``, the SPU with the fused state update) hold the
-same mode entries for their timing unit (``spu_fused``). The fp16 baseline units measured by the RTL simulation
-(top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
-written by :mod:`sysmodel.measured`; see docs/baselines.md) give the ``state_update`` timing of
-the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
-the other keys by name.
+same mode entries for their timing unit (``spu_fused``). The fp16 baseline units measured by
+the RTL simulation (top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``,
+``pipelined_fp16_perbank``, written by :mod:`sysmodel.measured`; see docs/baselines.md) give
+the ``state_update`` timing of the timing units of :data:`RTL_BASELINES`:
+``spu_cycles_per_comp`` = ``cycles_per_subchunk``, the other keys by name.
 
 The HBM-PIM Programmable Computing Unit (top-level mappings ``hbmpim_pcu`` and
 ``hbmpim_pcu_perbank``, written by the PCU co-simulation; brief-derived entries in the

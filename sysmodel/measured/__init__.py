@@ -42,8 +42,9 @@ from quant.constants import MODES, TIMING_KEYS
 
 __all__ = ["MEASURED_DIR", "COMMITTED_TIMING", "BUILD_TIMING", "MEASURED_FILES", "MODES",
            "TIMING_KEYS", "SPU_EXTRA_KEYS", "SPU_VARIANTS", "spu_variant", "BASELINE_UNITS",
-           "BASELINE_KEYS", "PCU_UNITS", "PCU_KEYS", "PROVENANCE_KEYS", "TOP_KEYS", "KEY_DOCS", "TimingFileError",
-           "read_timing", "provenance", "write_timing", "write_unit_timing", "write_pcu_timing"]
+           "BASELINE_KEYS", "PCU_UNITS", "PCU_KEYS", "PROVENANCE_KEYS", "TOP_KEYS", "KEY_DOCS",
+           "TimingFileError", "read_timing", "provenance", "write_timing", "write_unit_timing",
+           "write_pcu_timing"]
 
 MEASURED_DIR = Path(__file__).resolve().parent
 REPO_ROOT = MEASURED_DIR.parents[1]
@@ -77,7 +78,7 @@ TOP_KEYS = MODES + SPU_VARIANTS + BASELINE_UNITS + PCU_UNITS
 def spu_variant(*, fused: bool) -> str | None:
     """The timing file's mapping of an SPU with these parameters (:data:`SPU_VARIANTS`), None
     for the SPU's own top-level modes."""
-    return "spu_mx8_fused" if fused else None
+    return SPU_VARIANTS[0] if fused else None
 
 
 #: What each key means (the file's own documentation, also written as its header).
