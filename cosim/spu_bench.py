@@ -98,14 +98,17 @@ class SpuBench:
         Probability of idle cycles before each COMP (and between other commands).
     """
 
-    MUTANTS = ("swap_banks", "nearest_only")
+    MUTANTS = ("swap_banks", "nearest_only", "unfused")
 
     def __init__(self, io, work: SpuWorkload, *, rng: random.Random, spu, gap_prob: float = 0.2,
                  log: logging.Logger | None = None, mutant: str | None = None):
         if mutant is not None and mutant not in self.MUTANTS:
             raise ValueError(f"mutant must be one of {self.MUTANTS}, not {mutant!r}")
+        if mutant == "unfused" and not spu.fused:
+            raise ValueError("mutant 'unfused' needs a fused SPU (Spu(fused=True))")
         # Deliberately wrong expectations (for the harness's mutation checks): the model
-        # interleaves B before A, or rounds stochastic pairs to nearest.
+        # interleaves B before A, rounds stochastic pairs to nearest, or (a fused SPU) rounds
+        # the state update's products and sum separately.
         self.mutant = mutant
         self.io = io
         self.work = work
@@ -114,7 +117,8 @@ class SpuBench:
         self.spu = spu
         self.gap_prob = gap_prob
         self.log = log or _log
-        self.model = SpuModel(rbits=spu.rbits, renorm=spu.renorm, seeds=spu.seeds)
+        self.model = SpuModel(rbits=spu.rbits, renorm=spu.renorm, seeds=spu.seeds,
+                              fused=spu.fused and mutant != "unfused")
         self.cycle = 0
         self.mem = {g: work.rows(g) for g in range(work.groups)}
         self.mismatches: list[str] = []

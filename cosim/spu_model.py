@@ -1,14 +1,18 @@
 """Workloads and golden-model expectations of the SPU (:class:`hw.spu.Spu`).
 
 Nothing here computes MX8 arithmetic: every expected value comes from :mod:`quant.spe`
-(``mul``, ``mul_scalar``, ``add``, ``dot``, ``state_update``, ``attention_score``,
-``attention_attend``). The SPU processes the sub-chunks of a row pair in the order
-A0, B0, A1, B1, ... (bank, column); :class:`SpuModel` calls the low-level operations in exactly
-that order with random bits drawn in that order from one PRBS31 stream per rounding site
-(:meth:`quant.rng.SPERandom.lfsr`, the SPU's reset seeds), and records which bits went to which
-sub-chunk so that the chunk-group functions of :mod:`quant.spe` can be replayed with the same
-bits (:class:`ReplaySource`): the final states must then equal ``state_update`` bit for bit
-also with stochastic rounding.
+(``mul``, ``mul_scalar``, ``add``, ``fused_mul_add``, ``dot``, ``state_update``,
+``attention_score``, ``attention_attend``). The SPU processes the sub-chunks of a row pair in
+the order A0, B0, A1, B1, ... (bank, column); :class:`SpuModel` calls the low-level
+operations in exactly that order with random bits drawn in that order from one PRBS31 stream
+per rounding site (:meth:`quant.rng.SPERandom.lfsr`, the SPU's reset seeds), and records which
+bits went to which sub-chunk so that the chunk-group functions of :mod:`quant.spe` can be
+replayed with the same bits (:class:`ReplaySource`): the final states must then equal
+``state_update`` bit for bit also with stochastic rounding.
+
+A fused SPU (``hw.spu.Spu(fused=True)``, ``SpuModel(fused=True)``) computes the state update as
+``fused_mul_add`` with one rounding (site ``add``) from the fused unit's own generator, reset
+to the ``add`` seed like the attend adder's, which stays separate.
 
 Used by the cocotb benches (``cosim/tb_spu.py``) and the Amaranth tests
 (``tests/test_hw_spu.py``); no cocotb import.
@@ -25,7 +29,7 @@ from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES
 from quant.mx8 import GROUP, MX8, MX8Scalar, encode, from_words, to_words
 from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
 from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attention_score,
-                       dot, mul, mul_scalar, state_update)
+                       dot, fused_mul_add, mul, mul_scalar, state_update)
 
 __all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource",
            "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
@@ -226,13 +230,19 @@ class SpuModel:
     """Expected SPU results, round (row pair) after round, from :mod:`quant.spe`.
 
     The three site streams persist across rounds, as the SPU's generators do; only stochastic
-    operations consume bits.
+    operations consume bits. ``fused``: the state update is ``fused_mul_add`` (one rounding)
+    with bits from a fourth stream, the fused unit's generator (reset to the ``add`` seed).
     """
 
-    def __init__(self, *, rbits: int = 8, renorm: str = "lod", seeds: dict | None = None):
+    def __init__(self, *, rbits: int = 8, renorm: str = "lod", seeds: dict | None = None,
+                 fused: bool = False):
         self.cfg = {s: SPEConfig(rounding="stochastic" if s else "nearest", rbits=rbits,
-                                 renorm=renorm) for s in (False, True)}
-        self.rand = SPERandom.lfsr(dict(DEFAULT_SITE_SEEDS if seeds is None else seeds))
+                                 renorm=renorm, fused=fused) for s in (False, True)}
+        seeds = dict(DEFAULT_SITE_SEEDS if seeds is None else seeds)
+        self.rand = SPERandom.lfsr(seeds)
+        self.fused = fused
+        # the fused unit's generator: its own PRBS31, reset to the add site's seed
+        self.rand_fma = SPERandom.lfsr(seeds)["add"]
         self.rbits = rbits
 
     def _bits(self, site: str, n: int, stoch: bool):
@@ -240,12 +250,15 @@ class SpuModel:
             return None
         return self.rand[site].draw((n, SUB), self.rbits)
 
+    def _fma_bits(self, n: int, stoch: bool):
+        return self.rand_fma.draw((n, SUB), self.rbits) if stoch else None
+
     def state_round(self, rows: tuple[list[int], list[int]], ops: tuple[dict, dict],
                     stoch: bool, order=None) -> dict:
         """One state-update row pair. ``rows[b]``: the 32 words of bank ``b``'s open row;
         ``ops[b]``: the bank's words ``d, q, k, v``. Returns per COMP (issue order) the new
         sub-chunk words ``new``, the partial words ``partial`` and the random bits ``bits``
-        (site -> (64, 32) or None)."""
+        (site -> (64, 32) or None; fused: site ``add`` only)."""
         order = order or comp_order()
         cfg = self.cfg[stoch]
         n = len(order)
@@ -254,10 +267,15 @@ class SpuModel:
         K = mx_of([ops[b]["k"] for b, _ in order])
         Q = mx_of([ops[b]["q"] for b, _ in order])
         vj = _pick_scalars([ops[b]["v"] for b, _ in order], [c for _, c in order])
-        bits = {s: self._bits(s, n, stoch) for s in SITES}
-        decay = mul(S, D, cfg, bits["mul_decay"])
-        outer = mul_scalar(K, vj, cfg, bits["mul_outer"])
-        new = add(decay, outer, cfg, bits["add"])
+        if self.fused:
+            bits = {"add": self._fma_bits(n, stoch)}
+            new = fused_mul_add(D, S, K, vj.expand_groups(vj.exp.shape, S.exp.shape[-1]), cfg,
+                                bits["add"])
+        else:
+            bits = {s: self._bits(s, n, stoch) for s in SITES}
+            decay = mul(S, D, cfg, bits["mul_decay"])
+            outer = mul_scalar(K, vj, cfg, bits["mul_outer"])
+            new = add(decay, outer, cfg, bits["add"])
         part = dot(new, Q).words()
         return {"order": order, "new": words_of(new), "partial": [int(x) for x in
                                                                    part.flatten().tolist()],
@@ -325,9 +343,10 @@ def zero_acc() -> MX8:
 
 def replay_state_bits(rounds: list[dict], C: int) -> dict[str, list[torch.Tensor]]:
     """Bits of a pair's rounds arranged for ``state_update`` on the pair (leading dimension 2
-    = the two groups): per site one ``(2, 1, 32C, 32)`` tensor."""
+    = the two groups): per site that drew (all three; a fused SPU: ``add``) one
+    ``(2, 1, 32C, 32)`` tensor."""
     out = {}
-    for site in SITES:
+    for site in rounds[0]["bits"]:
         t = torch.zeros(2, 1, COLUMNS * C, SUB, dtype=torch.int32)
         for r, rd in enumerate(rounds):
             for i, (b, c) in enumerate(rd["order"]):
@@ -344,7 +363,7 @@ def pair_state_update(work: SpuWorkload, p: int, rounds: list[dict], stoch: bool
     v = work.pair_slice(p, "v")
     if stoch:
         bits = replay_state_bits(rounds, work.C)
-        rng = SPERandom({s: ReplaySource(bits[s]) for s in SITES})
+        rng = SPERandom({s: ReplaySource(bits[s]) if s in bits else _Unused() for s in SITES})
     else:
         rng = SPERandom({s: _Unused() for s in SITES})
     return state_update(S, d, k, v, q, cfg, rng)

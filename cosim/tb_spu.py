@@ -1,11 +1,13 @@
-"""cocotb testbench of the SPU with its two banks (unit ``spu_mx8_sim`` and variants), one
+"""cocotb testbench of the SPU with its two banks (unit ``spu_mx8_sim`` and variants:
+``spu_mx8_fused_sim``, the fused state update; ``spu_mx8_sim_even``, colliding), one
 test per mode (``spu/mode=<mode>``, :data:`MODES`): the simulator *io* of
 :class:`cosim.spu_bench.SpuBench` and :func:`run_mode`.
 
 Knobs: ``COSIM_MUTANT`` (:attr:`cosim.spu_bench.SpuBench.MUTANTS`), ``COSIM_VECTORS``
 (COMPs, default 512: eight row pairs), ``COSIM_IDLE`` (probability of idle cycles before a
 COMP or command, default 0.2), ``SPU_TIMING_FILE`` (set by the runner to the run's output
-folder; ``-`` to not write it), ``COSIM_TRACE_FILE`` (the recorded cycles of a passing run,
+folder; ``-`` to not write it; a fused SPU's timing goes to its variant's mapping,
+``spu_mx8_fused``), ``COSIM_TRACE_FILE`` (the recorded cycles of a passing run,
 :mod:`cosim.replay`).
 """
 
@@ -21,7 +23,7 @@ from cocotb.triggers import ClockCycles
 
 from .replay import RecordingIo, save
 from .spu_bench import Sample, make_bench
-from sysmodel.measured import BUILD_TIMING, TIMING_KEYS, write_timing
+from sysmodel.measured import BUILD_TIMING, TIMING_KEYS, spu_variant, write_timing
 from .tb import env_float, env_int, make_rng, unit_of, write_result
 from .tb_bank_unit import BankUnitIo
 
@@ -91,7 +93,8 @@ async def run_mode(dut, mode: str) -> dict:
     if not bench.mismatches and target != "-" and mutant is None:
         entry = {k: timing[k] for k in TIMING_KEYS if k != "vectors_checked"}
         entry["vectors_checked"] = res["vectors"]
-        write_timing(mode, entry, target, writeback_delay=timing.get("writeback_delay"))
+        write_timing(mode, entry, target, writeback_delay=timing.get("writeback_delay"),
+                     variant=spu_variant(fused=unit.spu.fused))
     trace = os.environ.get("COSIM_TRACE_FILE", "").strip()
     if trace and not bench.mismatches and mutant is None:
         save(trace, factory="cosim.spu_bench:replay_bench", io=io,

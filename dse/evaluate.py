@@ -196,6 +196,24 @@ def storage_format(hw, fmt: str):
     return NumberFormat(fmt, get_format(fmt).width)
 
 
+def spu_pim_unit(hw, fused: bool, base_unit):
+    """The system model's PIM unit whose timing is the SPU variant with ``fused`` (the RTL
+    bench writes it under :func:`sysmodel.measured.spu_variant`; the hardware maps that to a
+    timing unit, :data:`sysmodel.hardware.SPU_VARIANT_UNITS`): ``base_unit`` for the SPU."""
+    from sysmodel.hardware import SPU_VARIANT_UNITS
+    from sysmodel.measured import spu_variant
+
+    variant = spu_variant(fused=fused)
+    if variant is None:
+        return base_unit
+    timing_unit = SPU_VARIANT_UNITS[variant]
+    found = [u for u in hw.units.values() if u.timing_unit == timing_unit]
+    if len(found) != 1:
+        raise ValueError(f"sysmodel/configs/pim.yaml: expected one unit with timing_unit "
+                         f"{timing_unit!r}, found {[u.key for u in found]}")
+    return found[0]
+
+
 def _throughput(point: DesignPoint, synth: dict, folder: Path) -> dict:
     from sysmodel.hardware import TIMING_FILES, load_hardware
     from sysmodel.sweep import figure_grid, load_grid
@@ -208,6 +226,8 @@ def _throughput(point: DesignPoint, synth: dict, folder: Path) -> dict:
     hw = load_hardware(timing_files=timing_files)
     base = hw.systems[BASE_SYSTEM]
     unit = base.pim_unit
+    if point.kind == "spu":
+        unit = spu_pim_unit(hw, bool(dict(point.params).get("fused", False)), unit)
     # pipeline depth: the SPU's (measured for SPU points); an SPE slice changes it by its
     # latency difference to the MX8 slice in the modes that use the multipliers and adder
     delta = 0

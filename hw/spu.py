@@ -19,6 +19,11 @@ black boxes with their own ``latency``, clock-enabled by the iteration; ``W`` is
 register inserted only when it is needed to make ``read_to_write`` odd (with the current units
 ``1 + 3 + 4 = 8`` is even, so ``W`` is there and ``read_to_write = 9``).
 
+``fused=True`` (unit ``spu_mx8_fused``): the state update's ``M`` and ``A`` are one fused
+multiply-add (:class:`hw.mx_fma.MxFma`, one rounding, ``X``, 5 stages); ``1 + 5 = 6`` is even,
+so ``W`` stays and ``read_to_write = 7``. Attend keeps the outer-product multiplier and the
+adder (docs/spu.md section 8).
+
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
 attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
@@ -48,6 +53,7 @@ from .lfsr import check_rbits, check_site_seeds
 from .mx8_layout import mx_group_scalar, mx_subchunk_layout
 from .mx_add import MxAdd
 from .mx_dot import MxDot
+from .mx_fma import MxFma
 from .mx_mul import MxMul
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 from .spu_protocol import (Cmd, addr_layout, comp_addr, data_layout, mode_word, reg_addr,
@@ -89,6 +95,14 @@ class Spu(wiring.Component):
     seeds : dict, optional
         Reset values of the three site generators (``mul_decay``, ``mul_outer``, ``add``);
         default :data:`quant.constants.DEFAULT_SITE_SEEDS`.
+    fused : bool
+        The state update as one fused multiply-add with one rounding
+        (:class:`hw.mx_fma.MxFma`, ``quant.spe.SPEConfig(fused=True)``, docs/mx8.md section
+        8a) instead of two multipliers and the adder; needs ``renorm="lod"``. The decay
+        multiplier is left out; the outer-product multiplier and the adder remain for attend
+        mode (score and attend compute as without ``fused``). The fused unit has its own
+        generator, reset to ``seeds["add"]`` (site ``add`` of the fused update); the attend
+        adder keeps its own.
 
     Members
     -------
@@ -114,16 +128,25 @@ class Spu(wiring.Component):
     """
 
     def __init__(self, *, rbits: int = 8, renorm: str = "lod", seeds: dict | None = None,
-                 _even_distance: bool = False):
+                 fused: bool = False, _even_distance: bool = False):
         self._rbits = check_rbits(rbits)
         self._renorm = check_renorm(renorm)
         self._seeds = check_site_seeds(seeds)
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be a bool, not {fused!r}")
+        if fused and renorm != "lod":
+            raise ValueError(f"fused=True needs renorm='lod' (the fused adder has no other "
+                             f"policy), not {renorm!r}")
         if not isinstance(_even_distance, bool):
             raise TypeError(f"_even_distance must be a bool, not {_even_distance!r}")
         # Test hook: drop the write-back register so that read_to_write is even (collides).
         self._even = _even_distance
-        self._mul_decay = MxMul(scalar=False, rbits=rbits, renorm=renorm,
-                                seed=self._seeds["mul_decay"])
+        self._fused = fused
+        if fused:
+            self._fma = MxFma(rbits=rbits, seed=self._seeds["add"])
+        else:
+            self._mul_decay = MxMul(scalar=False, rbits=rbits, renorm=renorm,
+                                    seed=self._seeds["mul_decay"])
         self._mul_outer = MxMul(scalar=True, rbits=rbits, renorm=renorm,
                                 seed=self._seeds["mul_outer"])
         self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
@@ -160,19 +183,35 @@ class Spu(wiring.Component):
     def seeds(self) -> dict:
         return dict(self._seeds)
 
+    @property
+    def fused(self) -> bool:
+        """The state update is one fused multiply-add (one rounding)."""
+        return self._fused
+
     # ---- timing ---------------------------------------------------------------------------
     @property
+    def update_stages(self) -> tuple[str, ...]:
+        """The stages of the state update from its COMP to the new sub-chunk: ``F``, then the
+        multipliers' (``M.*``) and the adder's (``A.*``), or the fused unit's (``X.*``)."""
+        if self._fused:
+            return ("F", *(f"X.{s}" for s in self._fma.stages))
+        return ("F", *(f"M.{s}" for s in self._mul_outer.stages),
+                *(f"A.{s}" for s in self._add.stages))
+
+    @property
     def writeback_stage(self) -> int:
-        """1 when the write-back register ``W`` is present (it makes ``read_to_write`` odd)."""
+        """1 when the write-back register ``W`` is present (it makes ``read_to_write`` odd):
+        when :attr:`update_stages` are even in number."""
         if self._even:
             return 0
-        return 1 - (1 + self._mul_decay.latency + self._add.latency) % 2
+        return 1 - len(self.update_stages) % 2
 
     @property
     def read_to_write(self) -> int:
-        """Iterations from the COMP that reads a sub-chunk to its write-back (state update).
-        Odd: the write-back then always goes to the bank not read in that iteration."""
-        return 1 + self._mul_decay.latency + self._add.latency + self.writeback_stage
+        """Iterations from the COMP that reads a sub-chunk to its write-back (state update):
+        :attr:`update_stages` plus ``W``. Odd: the write-back then always goes to the bank not
+        read in that iteration."""
+        return len(self.update_stages) + self.writeback_stage
 
     @property
     def attend_partials(self) -> int:
@@ -202,17 +241,17 @@ class Spu(wiring.Component):
     def mode_stages(self) -> dict[str, tuple[str, ...]]:
         """Per mode, the stages (SPU cycles) from a COMP to the last thing it produces, in
         order: ``F`` (fetch), the units' own stages (``M.*`` multipliers, ``A.*`` adder,
-        ``D.*`` dot product), ``R`` (the result memory or, in attend mode, the partial
-        written), then in attend mode the fold after the row pair (``fold<k>``: the steps
-        entering the adder one per iteration, then the last step through the adder,
-        ``fold.A.*``)."""
-        mul = tuple(f"M.{s}" for s in self._mul_decay.stages)
+        ``X.*`` the fused unit, ``D.*`` dot product), ``R`` (the result memory or, in attend
+        mode, the partial written), then in attend mode the fold after the row pair
+        (``fold<k>``: the steps entering the adder one per iteration, then the last step
+        through the adder, ``fold.A.*``)."""
+        mul = tuple(f"M.{s}" for s in self._mul_outer.stages)
         add = tuple(f"A.{s}" for s in self._add.stages)
         dot = tuple(f"D.{s}" for s in self._dot.stages)
         fold = () if self.fold_iterations == 0 else (
             tuple(f"fold{k}" for k in range(self.fold_iterations - 1))
             + tuple(f"fold.A.{s}" for s in self._add.stages))
-        return {"state_update": ("F", *mul, *add, *dot, "R"), "score": ("F", *dot, "R"),
+        return {"state_update": (*self.update_stages, *dot, "R"), "score": ("F", *dot, "R"),
                 "attend": ("F", *mul, *add, "R", *fold)}
 
     @property
@@ -242,7 +281,9 @@ class Spu(wiring.Component):
         m = Module()
         sub = mx_subchunk_layout()
         tag = _tag_layout()
-        lat_m, lat_a, lat_d = self._mul_decay.latency, self._add.latency, self._dot.latency
+        lat_m, lat_a, lat_d = self._mul_outer.latency, self._add.latency, self._dot.latency
+        fused = self._fused
+        lat_x = self._fma.latency if fused else 0
         bubbles = self.iteration_interval["attend"] - 1
 
         # ---- architectural state ----------------------------------------------------------
@@ -285,11 +326,13 @@ class Spu(wiring.Component):
         mul_tags = [Signal(tag, name=f"m_tag{i}") for i in range(lat_m)]
         add_tags = [Signal(tag, name=f"a_tag{i}") for i in range(lat_a)]
         dot_tags = [Signal(tag, name=f"d_tag{i}") for i in range(lat_d)]
+        # fused: the state update's own tags beside the fused unit (M and A serve attend only)
+        fma_tags = [Signal(tag, name=f"x_tag{i}") for i in range(lat_x)]
         w_tag = Signal(tag)
         w_data = Signal(COLUMN_BITS)
         m_out, a_out, d_out = mul_tags[-1], add_tags[-1], dot_tags[-1]
-        all_tags = [f_tag, *mul_tags, *add_tags, *dot_tags] + ([w_tag] if
-                                                               self.writeback_stage else [])
+        all_tags = [f_tag, *mul_tags, *add_tags, *fma_tags, *dot_tags] + (
+            [w_tag] if self.writeback_stage else [])
 
         busy = Signal()
         m.d.comb += busy.eq(Cat(*(t.valid for t in all_tags)).any() | fold_pend)
@@ -313,8 +356,13 @@ class Spu(wiring.Component):
         ]
 
         # ---- arithmetic units, clock-enabled by the iteration ------------------------------
-        mul_d, mul_o, add, dot = self._mul_decay, self._mul_outer, self._add, self._dot
-        m.submodules.mul_decay = EnableInserter(adv)(mul_d)
+        mul_o, add, dot = self._mul_outer, self._add, self._dot
+        if fused:
+            fma = self._fma
+            m.submodules.fma = EnableInserter(adv)(fma)
+        else:
+            mul_d = self._mul_decay
+            m.submodules.mul_decay = EnableInserter(adv)(mul_d)
         m.submodules.mul_outer = EnableInserter(adv)(mul_o)
         m.submodules.add = EnableInserter(adv)(add)
         m.submodules.dot = EnableInserter(adv)(dot)
@@ -371,18 +419,38 @@ class Spu(wiring.Component):
             scalars.append(mx_group_scalar(g, i).as_value())
         sw = len(scalars[0]) // COL_COPIES
         assert sw * COL_COPIES == len(scalars[0])
-        m.d.comb += [
-            mul_d.i_valid.eq(f_tag.valid & su),
-            mul_d.i_stoch.eq(stoch),
-            mul_d.i_a.eq(f_data),
-            mul_d.i_b.eq(sel(opnd[Reg.D], f_banks)),
-            mul_o.i_valid.eq(f_tag.valid & (su | att)),
-            mul_o.i_stoch.eq(stoch),
-            mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_banks))),
-            # the scalar multiplexer, one bit slice per copy of the column
-            mul_o.i_b.eq(Cat(*(mux_tree([sc_[g * sw:(g + 1) * sw] for sc_ in scalars], fc)
-                               for g, fc in enumerate(f_cols)))),
-        ]
+        # the scalar multiplexer, one bit slice per copy of the column
+        scalar = Cat(*(mux_tree([sc_[g * sw:(g + 1) * sw] for sc_ in scalars], fc)
+                       for g, fc in enumerate(f_cols)))
+        if fused:
+            # X: the fused update d*S + k*v_j (state update); M: V*score (attend)
+            m.d.comb += [
+                fma.i_valid.eq(f_tag.valid & su),
+                fma.i_stoch.eq(stoch),
+                fma.i_a.eq(f_data),
+                fma.i_b.eq(sel(opnd[Reg.D], f_banks)),
+                fma.i_c.eq(sel(opnd[Reg.K], f_banks)),
+                fma.i_e.eq(scalar),
+                mul_o.i_valid.eq(f_tag.valid & att),
+                mul_o.i_stoch.eq(stoch),
+                mul_o.i_a.eq(f_data),
+                mul_o.i_b.eq(scalar),
+            ]
+            with m.If(adv):
+                m.d.sync += fma_tags[0].eq(f_tag)
+                m.d.sync += fma_tags[0].valid.eq(f_tag.valid & su)
+                m.d.sync += [fma_tags[i].eq(fma_tags[i - 1]) for i in range(1, lat_x)]
+        else:
+            m.d.comb += [
+                mul_d.i_valid.eq(f_tag.valid & su),
+                mul_d.i_stoch.eq(stoch),
+                mul_d.i_a.eq(f_data),
+                mul_d.i_b.eq(sel(opnd[Reg.D], f_banks)),
+                mul_o.i_valid.eq(f_tag.valid & (su | att)),
+                mul_o.i_stoch.eq(stoch),
+                mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_banks))),
+                mul_o.i_b.eq(scalar),
+            ]
         # copies of the bank of each multiplier stage's tag (the last select the partial that
         # the adder reads, slice by slice)
         m_banks = [[Signal(name=f"m_bank{i}_c{g}") for g in range(SELECT_COPIES)]
@@ -392,7 +460,7 @@ class Spu(wiring.Component):
             m.d.sync += [c.eq(p) for i in range(1, lat_m) for c, p in zip(m_banks[i],
                                                                          m_banks[i - 1])]
             m.d.sync += mul_tags[0].eq(f_tag)
-            m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (su | att))
+            m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (att if fused else su | att))
             m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
 
         # ---- A: update d*S + k*v_j (attend: P_c + V*score, and the fold P_0 + P_k) -------
@@ -450,11 +518,11 @@ class Spu(wiring.Component):
         a_in_banks = [Mux(fold_tag.valid, fb, mb) for fb, mb in zip(fold_banks, m_banks[-1])]
         a_in = Signal(tag)
         m.d.comb += a_in.eq(Mux(fold_tag.valid, fold_tag.as_value(), m_out.as_value()))
+        acc_in = acc_read(a_in.bank, part_of(a_in), a_in_banks)
         m.d.comb += [
             add.i_valid.eq(a_in.valid),
             add.i_stoch.eq(stoch),
-            add.i_a.eq(Mux(att, acc_read(a_in.bank, part_of(a_in), a_in_banks),
-                           mul_d.o_y.as_value())),
+            add.i_a.eq(acc_in if fused else Mux(att, acc_in, mul_d.o_y.as_value())),
             add.i_b.eq(Mux(fold_tag.valid, acc_read(fold_tag.bank, fold_tag.col[:max(
                 1, (n_part - 1).bit_length())], fold_banks if self.fold_iterations else None),
                 mul_o.o_y.as_value())),
@@ -480,15 +548,17 @@ class Spu(wiring.Component):
                                 m.d.sync += acc[b][k][g * w:(g + 1) * w].eq(0)
 
         # ---- W: write-back (odd read-to-write distance) and D: dot product with q ----------
+        # the new state sub-chunk: the adder's (state update mode) or the fused unit's
+        u_out, u_y = (fma_tags[-1], fma.o_y) if fused else (a_out, add.o_y)
         if self.writeback_stage:
             with m.If(adv):
-                m.d.sync += [w_tag.eq(a_out), w_tag.valid.eq(a_out.valid & su),
-                             w_data.eq(add.o_y)]
+                m.d.sync += [w_tag.eq(u_out), w_tag.valid.eq(u_out.valid & su),
+                             w_data.eq(u_y)]
             wb_tag, wb_data = w_tag, w_data
             wb_valid = w_tag.valid
         else:
-            wb_tag, wb_data = a_out, add.o_y.as_value()
-            wb_valid = a_out.valid & su
+            wb_tag, wb_data = u_out, u_y.as_value()
+            wb_valid = u_out.valid & su
         for b in range(BANKS):
             m.d.comb += [
                 self.bank[b].wr.eq(adv & wb_valid & (wb_tag.bank == b)),
@@ -497,10 +567,10 @@ class Spu(wiring.Component):
             ]
         dot_src = Signal(tag)
         m.d.comb += [
-            dot_src.eq(Mux(sc, f_tag.as_value(), a_out.as_value())),
-            dot_src.valid.eq(Mux(sc, f_tag.valid, a_out.valid & su)),
+            dot_src.eq(Mux(sc, f_tag.as_value(), u_out.as_value())),
+            dot_src.valid.eq(Mux(sc, f_tag.valid, u_out.valid & su)),
             dot.i_valid.eq(dot_src.valid),
-            dot.i_a.eq(Mux(sc, f_data, add.o_y.as_value())),
+            dot.i_a.eq(Mux(sc, f_data, u_y.as_value())),
             dot.i_b.eq(sel(opnd[Reg.Q], dot_src.bank)),
         ]
         with m.If(adv):
@@ -541,7 +611,7 @@ class Spu(wiring.Component):
         early = pending([f_tag], w_bank) & ~adv
         # q (dot input) and the accumulator: conservatively, any operation of the bank before
         # the dot product / accumulator update.
-        late = pending([f_tag, *mul_tags, *add_tags], w_bank) | fold_pend
+        late = pending([f_tag, *mul_tags, *add_tags, *fma_tags], w_bank) | fold_pend
         # in attend mode the registers holding the partials must not be written
         owned = att & Cat(*(w_reg == r for r in sorted(part_regs))).any()
         hazard = Signal()
@@ -580,3 +650,4 @@ class Spu(wiring.Component):
 
 
 register_unit("spu_mx8", lambda: Spu())
+register_unit("spu_mx8_fused", lambda: Spu(fused=True))

@@ -132,3 +132,4 @@ class SpuSim(wiring.Component):
 
 register_unit("spu_mx8_sim", lambda: SpuSim())
 register_unit("spu_mx8_sim_even", lambda: SpuSim(_even_distance=True))
+register_unit("spu_mx8_fused_sim", lambda: SpuSim(fused=True))

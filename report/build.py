@@ -24,7 +24,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from sysmodel.measured import PROVENANCE_KEYS, TimingFileError, read_timing
+from sysmodel.measured import PROVENANCE_KEYS, SPU_VARIANTS, TimingFileError, read_timing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,7 +152,11 @@ def section_sim(build: Path) -> tuple[str, dict]:
     if data:
         # one row per measured entry, with where the measurement comes from
         rows = []
-        for unit, entry in data.items():
+        # an SPU variant's modes, one row each (each with its own provenance)
+        flat = [(f"{unit}.{m}" if unit in SPU_VARIANTS else unit, e)
+                for unit, entry in data.items()
+                for m, e in (entry.items() if unit in SPU_VARIANTS else [(None, entry)])]
+        for unit, entry in flat:
             prov = entry.get("provenance", {})
             numbers = ", ".join(f"{k} {v}" for k, v in entry.items()
                                 if k != "provenance" and not isinstance(v, dict))

@@ -17,11 +17,13 @@ their format (each entry with its ``provenance``); the defaults file is configur
 A timing file has, per mode (``state_update``, ``score``, ``attend``), the keys
 ``pipeline_depth``, ``spu_cycles_per_comp``, ``comps_per_row_pair``, ``utilization`` and
 ``vectors_checked``; modes at the top level describe the Pimba SPU (unit ``spu``), and a
-``units:`` mapping gives them per unit. The fp16 baseline units measured by the RTL simulation
-(top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``, ``pipelined_fp16_perbank``,
-written by :mod:`sysmodel.measured`; see docs/baselines.md) give the ``state_update`` timing of
-the timing units of :data:`RTL_BASELINES`: ``spu_cycles_per_comp`` = ``cycles_per_subchunk``,
-the other keys by name.
+``units:`` mapping gives them per unit. The SPU variants of the RTL timing file
+(:data:`SPU_VARIANT_UNITS`: ``spu_mx8_fused``, the SPU with the fused state update) hold the
+same mode entries for their timing unit (``spu_fused``). The fp16 baseline units measured by
+the RTL simulation (top-level mappings ``timemux_fp16_naive``, ``timemux_fp16_perbank``,
+``pipelined_fp16_perbank``, written by :mod:`sysmodel.measured`; see docs/baselines.md) give
+the ``state_update`` timing of the timing units of :data:`RTL_BASELINES`:
+``spu_cycles_per_comp`` = ``cycles_per_subchunk``, the other keys by name.
 
 The HBM-PIM Programmable Computing Unit (top-level mappings ``hbmpim_pcu`` and
 ``hbmpim_pcu_perbank``, written by the PCU co-simulation; brief-derived entries in the
@@ -40,7 +42,8 @@ from quant.constants import COLUMN_BITS, MODES, TIMING_KEYS
 
 from .config import CONFIG_DIR, ConfigError, Section, load_yaml
 from .measured import BASELINE_KEYS as BASELINE_TIMING_KEYS  # the writer's keys
-from .measured import MEASURED_FILES, PCU_UNITS, SPU_EXTRA_KEYS, TimingFileError, read_timing
+from .measured import (MEASURED_FILES, PCU_UNITS, SPU_EXTRA_KEYS, SPU_VARIANTS, TimingFileError,
+                       read_timing)
 from .measured import PCU_KEYS as PCU_MODE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +55,9 @@ TIMING_FILES = (*MEASURED_FILES, CONFIG_DIR / "spu_timing_defaults.yaml")
 RTL_BASELINES = {"timemux_fp16_naive": "shared_time_multiplexed_fp16",
                  "timemux_fp16_perbank": "per_bank_time_multiplexed_fp16",
                  "pipelined_fp16_perbank": "per_bank_pipelined_fp16"}
+#: SPU variant of the RTL timing file (sysmodel.measured.SPU_VARIANTS) -> its timing unit.
+SPU_VARIANT_UNITS = {"spu_mx8_fused": "spu_fused"}
+assert set(SPU_VARIANT_UNITS) == set(SPU_VARIANTS), "a measured SPU variant without timing unit"
 #: HBM-PIM PCU units of the timing file (their key is also their timing unit) and the keys of
 #: one mode's entry: :data:`PCU_UNITS`, :data:`PCU_MODE_KEYS`, from the writer
 #: (sysmodel/measured).
@@ -444,10 +450,13 @@ def _timing_entries(path: Path) -> dict:
         raise ConfigError(f"{path}: top level must be a mapping (allowed: modes or units:)")
     top = Section(data, str(path))
     top.check_keys([], ("source", "units") + MODES + tuple(RTL_BASELINES)  # no typo ignored
-                   + PCU_UNITS)
+                   + PCU_UNITS + tuple(SPU_VARIANT_UNITS))
     units: dict[str, Section] = {}
     if any(m in data for m in MODES):
         units["spu"] = top
+    for variant, timing_unit in SPU_VARIANT_UNITS.items():
+        if variant in data:
+            units[timing_unit] = top.section(variant)
     if "units" in data:
         us = top.section("units")
         for unit in us.keys():

@@ -25,7 +25,7 @@ from .workload import CATEGORIES  # noqa: E402
 
 SYSTEM_COLOURS = {"GPU": "#9e9e9e", "GPU+Q": "#6baed6", "GPU+PIM": "#fd8d3c",
                   "Pimba": "#31a354", "Pipelined": "#756bb1", "Time-multiplexed": "#e6550d",
-                  "GPU+PIM (naive)": "#fdd0a2"}
+                  "GPU+PIM (naive)": "#fdd0a2", "Pimba (fused)": "#a1d99b"}
 PART_COLOURS = {"state_update": "#d62728", "attention": "#ff7f0e", "gemm": "#1f77b4",
                 "other": "#bdbdbd", "comm": "#9467bd"}
 

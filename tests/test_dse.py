@@ -85,6 +85,29 @@ def test_system_model_the_paper_slice_is_pimba_and_a_slow_path_costs_cycles(tmp_
     assert fp16["throughput_vs_pimba"] < 1.0       # twice the state bytes
 
 
+def test_system_model_a_fused_spu_point_takes_the_fused_timing(tmp_path):
+    """An SPU point with ``fused`` reaches the grid and the system model takes the fused SPU's
+    measured timing (its shorter state-update pipeline) for it."""
+    from sysmodel.hardware import load_hardware
+
+    assert design_keys("spu", "mx8")["fused"] is False
+    grid = load_grid("dse/grids/full.yaml")
+    assert any(p.kind == "spu" and dict(p.params)["fused"] for p in grid.points)
+    hw = load_hardware()
+    unfused = _throughput(DesignPoint("spu", "mx8", (("rbits", 8), ("renorm", "lod"),
+                                                     ("fused", False))), {"crit_ns_dram": ""},
+                          tmp_path)
+    fused = _throughput(DesignPoint("spu", "mx8", (("rbits", 8), ("renorm", "lod"),
+                                                   ("fused", True))), {"crit_ns_dram": ""},
+                        tmp_path)
+    assert unfused["throughput_vs_pimba"] == 1.0
+    assert unfused["pipeline_depth"] == hw.units["pimba_spu"].mode("state_update").pipeline_depth
+    assert fused["pipeline_depth"] == \
+        hw.units["pimba_spu_fused"].mode("state_update").pipeline_depth
+    assert fused["pipeline_depth"] < unfused["pipeline_depth"]
+    assert fused["throughput_vs_pimba"] > 1.0
+
+
 def _row(pid, area, err, thr, paper=False):
     return {"point": pid, "label": pid, "unit": "spe", "format": "mx8", "area_mm2_10nm": area,
             "state_rel_err": err, "throughput_vs_pimba": thr, "paper_design": paper}

@@ -16,6 +16,7 @@ from cosim.spu_bench import Sample, SpuBench
 from cosim.spu_model import make_workload
 from hw.mx_add import MxAdd
 from hw.mx_dot import MxDot
+from hw.mx_fma import MxFma
 from hw.mx_mul import MxMul
 from hw.spu import Cmd, Mode, Reg, Spu, comp_addr, mode_word, reg_addr, result_addr
 from hw.spu_sim import SpuSim
@@ -83,6 +84,23 @@ def test_timing_properties_follow_the_units():
     assert even.read_to_write % 2 == 0
 
 
+def test_fused_timing_follows_the_stage_list():
+    """Spu(fused=True): the state update through the fused unit; the write-back register is
+    there when the stages to the new sub-chunk are even in number, so the distance is odd."""
+    spu, base = Spu(fused=True), Spu()
+    x, d = MxFma().latency, MxDot().latency
+    assert spu.fused and not base.fused
+    assert spu.update_stages == ("F", *(f"X.{s}" for s in MxFma().stages))
+    assert spu.writeback_stage == 1 - len(spu.update_stages) % 2
+    assert spu.read_to_write == len(spu.update_stages) + spu.writeback_stage == 1 + x + 1
+    assert spu.read_to_write % 2 == 1
+    assert spu.latency == {"state_update": 1 + x + d + 1, "score": base.latency["score"],
+                           "attend": base.latency["attend"]}
+    assert spu.iteration_interval == base.iteration_interval
+    assert spu.mode_stages["attend"] == base.mode_stages["attend"]
+    assert Spu(fused=True, _even_distance=True).read_to_write % 2 == 0
+
+
 @pytest.mark.parametrize("kwargs, exc, msg", [
     ({"rbits": 0}, ValueError, "rbits must be in 1..8, not 0"),
     ({"renorm": "x"}, ValueError, "renorm must be one of ('lod', 'fixed'), not 'x'"),
@@ -90,6 +108,8 @@ def test_timing_properties_follow_the_units():
     ({"seeds": {"mul_decay": 0, "mul_outer": 1, "add": 2}}, ValueError,
      "seed must be a non-zero 31-bit value, not 0x0"),
     ({"_even_distance": 1}, TypeError, "_even_distance must be a bool, not 1"),
+    ({"fused": 1}, TypeError, "fused must be a bool, not 1"),
+    ({"fused": True, "renorm": "fixed"}, ValueError, "fused=True needs renorm='lod'"),
 ])
 def test_parameter_errors(kwargs, exc, msg):
     with pytest.raises(exc) as info:
@@ -147,9 +167,19 @@ def test_even_distance_collides():
     assert res["timing"]["writeback_delay"] % 2 == 0
 
 
+def test_fused_even_distance_collides():
+    """The same check on the fused SPU: the invariant holds by construction there too."""
+    res, bench = run_bench("state_update", L=2, H=1, C=1, stochastic=[False], seed=6,
+                           fused=True, _even_distance=True)
+    assert res["collisions"] > 0
+    assert any("collision" in m for m in bench.mismatches)
+    assert res["timing"]["writeback_delay"] == Spu(fused=True, _even_distance=True
+                                                   ).read_to_write
+
+
 def test_reference_mutants_are_caught():
     for mutant in SpuBench.MUTANTS:
-        dut = SpuSim()
+        dut = SpuSim(fused=mutant == "unfused")     # `unfused`: a fused SPU's mutant
         work = make_workload("state_update", L=2, H=1, C=1, seed=7, stochastic=[True])
         out = {}
 
@@ -266,3 +296,9 @@ def test_result_read_index_map():
     assert result_addr(0, 0) == 0 and result_addr(1, 31) == 63 and result_addr(1, 0) == 32
     assert mode_word("attend", True) == int(Mode.ATTEND) | 4
     assert reg_addr(Reg.V, 1) == 7
+
+
+def test_unfused_mutant_needs_a_fused_spu():
+    work = make_workload("state_update", L=2, H=1, C=1, seed=1)
+    with pytest.raises(ValueError, match="mutant 'unfused' needs a fused SPU"):
+        SpuBench(None, work, rng=random.Random(1), spu=Spu(), mutant="unfused")

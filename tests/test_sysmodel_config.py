@@ -183,3 +183,35 @@ def test_cli_errors_exit_nonzero_with_one_line(capsys):
     assert "unknown system 'TPU'" in capsys.readouterr().err
     assert main(["sweep", "--figure", "7", "--out", "unused"]) == 2
     assert "allowed: 3, 5, 12, 13, 14, 16" in capsys.readouterr().err
+
+
+def test_fused_pimba_takes_its_own_measured_timing():
+    """The PIM unit ``pimba_spu_fused`` reads the fused SPU's measurement (mapping
+    ``spu_mx8_fused`` of the RTL timing file, sysmodel.measured.spu_variant); a Pimba system
+    with it gets its throughput from that timing (a shorter state-update drain)."""
+    from dataclasses import replace
+
+    from sysmodel.hardware import SPU_VARIANT_UNITS
+    from sysmodel.measured import COMMITTED_TIMING, read_timing, spu_variant
+    from sysmodel.system import Point, evaluate
+
+    hw = load_hardware(timing_files=(COMMITTED_TIMING,) + DEFAULTS)
+    variant = spu_variant(fused=True)
+    fused, spu = hw.units["pimba_spu_fused"], hw.units["pimba_spu"]
+    assert fused.timing_unit == SPU_VARIANT_UNITS[variant]
+    measured = read_timing(COMMITTED_TIMING)[variant]
+    for mode, tm in fused.timing:
+        assert tm.pipeline_depth == measured[mode]["pipeline_depth"]
+        assert tm.source == str(COMMITTED_TIMING) and tm.vectors_checked > 0
+    assert fused.mode("state_update").pipeline_depth < spu.mode("state_update").pipeline_depth
+    assert hw.system("Pimba (fused)").pim_unit.key == "pimba_spu_fused"
+    system = replace(hw.systems["Pimba"], name="Pimba fused", pim_unit=fused)
+    hw2 = replace(hw, systems={**hw.systems, "Pimba fused": system})
+    base = evaluate(Point("mamba2-2.7b", "Pimba"), hw2).tokens_per_s
+    got = evaluate(Point("mamba2-2.7b", "Pimba fused"), hw2).tokens_per_s
+    assert got > base
+    # the same unit with the unfused SPU's timing gives Pimba's throughput exactly
+    same = replace(hw.systems["Pimba"], name="Pimba same",
+                   pim_unit=replace(fused, timing=spu.timing))
+    hw3 = replace(hw, systems={**hw.systems, "Pimba same": same})
+    assert evaluate(Point("mamba2-2.7b", "Pimba same"), hw3).tokens_per_s == base

@@ -10,6 +10,9 @@ mapping per measured unit, each with its measured numbers and its ``provenance``
   :data:`quant.constants.MODES` with the keys of :data:`quant.constants.TIMING_KEYS`; the state
   update also has ``writeback_delay`` (SPU cycles from a sub-chunk's read to its write-back;
   odd, so that it always goes to the bank not being read);
+* the SPU variants (:data:`SPU_VARIANTS`: ``spu_mx8_fused``, the SPU with the fused state
+  update, ``hw.spu.Spu(fused=True)``): one mapping per unit holding one mapping per mode,
+  each as the SPU's (with its own ``provenance``);
 * the fp16 baseline units (:data:`BASELINE_UNITS`, ``cosim/tb_<unit>.py``, state update
   only): the keys of :data:`BASELINE_KEYS`;
 * the HBM-PIM PCU units (:data:`PCU_UNITS`): ``banks_per_unit``, ``lanes`` and per mode the
@@ -38,9 +41,10 @@ import yaml
 from quant.constants import MODES, TIMING_KEYS
 
 __all__ = ["MEASURED_DIR", "COMMITTED_TIMING", "BUILD_TIMING", "MEASURED_FILES", "MODES",
-           "TIMING_KEYS", "git_revision", "SPU_EXTRA_KEYS", "BASELINE_UNITS", "BASELINE_KEYS",
-           "PCU_UNITS", "PCU_KEYS", "PROVENANCE_KEYS", "TOP_KEYS", "KEY_DOCS", "TimingFileError",
-           "read_timing", "provenance", "write_timing", "write_unit_timing", "write_pcu_timing"]
+           "TIMING_KEYS", "git_revision", "SPU_EXTRA_KEYS", "SPU_VARIANTS", "spu_variant",
+           "BASELINE_UNITS", "BASELINE_KEYS", "PCU_UNITS", "PCU_KEYS", "PROVENANCE_KEYS",
+           "TOP_KEYS", "KEY_DOCS", "TimingFileError", "read_timing", "provenance",
+           "write_timing", "write_unit_timing", "write_pcu_timing"]
 
 MEASURED_DIR = Path(__file__).resolve().parent
 REPO_ROOT = MEASURED_DIR.parents[1]
@@ -53,6 +57,10 @@ MEASURED_FILES = (BUILD_TIMING, COMMITTED_TIMING)
 
 #: Keys of the SPU's state-update entry besides :data:`TIMING_KEYS`.
 SPU_EXTRA_KEYS = ("writeback_delay",)
+#: SPU variants measured beside the SPU (``spu_mx8``, the top-level modes): one top-level
+#: mapping each, with the SPU's mode entries inside (``hw.spu.Spu(fused=True)``).
+SPU_VARIANTS = ("spu_mx8_fused",)
+
 #: fp16 baseline units (docs/baselines.md) with a state-update timing mapping in the file.
 BASELINE_UNITS = ("timemux_fp16_naive", "pipelined_fp16_perbank", "timemux_fp16_perbank")
 BASELINE_KEYS = ("cycles_per_subchunk", "values_per_subchunk", "banks_per_unit",
@@ -64,7 +72,14 @@ PCU_KEYS = ("commands_per_column", "pipeline_depth", "vectors_checked")
 #: Where a measurement comes from (every entry has them).
 PROVENANCE_KEYS = ("simulator", "seed", "git_revision", "date")
 #: Top-level keys of a measured file, in the order they are written.
-TOP_KEYS = MODES + BASELINE_UNITS + PCU_UNITS
+TOP_KEYS = MODES + SPU_VARIANTS + BASELINE_UNITS + PCU_UNITS
+
+
+def spu_variant(*, fused: bool) -> str | None:
+    """The timing file's mapping of an SPU with these parameters (:data:`SPU_VARIANTS`), None
+    for the SPU's own top-level modes."""
+    return SPU_VARIANTS[0] if fused else None
+
 
 #: What each key means (the file's own documentation, also written as its header).
 KEY_DOCS = {
@@ -107,12 +122,23 @@ def _check_keys(path, where: str, entry, required, optional=()) -> None:
             raise _fail(path, f"{where}.{key}", "unknown key", ", ".join(known))
 
 
-def _check_entry(path, key: str, entry, *, require_provenance: bool) -> None:
+def _check_entry(path, key: str, entry, *, require_provenance: bool, where: str = "") -> None:
+    """Check the entry ``key``: a top-level one, or (``where`` = ``"<variant>."``) a mode
+    entry of an SPU variant."""
+    name = where + key
+    if where and key not in MODES:
+        raise _fail(path, name, "unknown key", ", ".join(MODES))
     prov = ("provenance",)
     req, opt = (prov, ()) if require_provenance else ((), prov)
     if key in MODES:
         extra = SPU_EXTRA_KEYS if key == "state_update" else ()
-        _check_keys(path, key, entry, TIMING_KEYS + req, opt + extra)
+        _check_keys(path, name, entry, TIMING_KEYS + req, opt + extra)
+    elif key in SPU_VARIANTS:
+        _check_keys(path, key, entry, (), MODES)
+        for mode, sub in entry.items():
+            _check_entry(path, str(mode), sub, require_provenance=require_provenance,
+                         where=f"{key}.")
+        return
     elif key in BASELINE_UNITS:
         _check_keys(path, key, entry, BASELINE_KEYS + req, opt)
     elif key in PCU_UNITS:
@@ -122,7 +148,7 @@ def _check_entry(path, key: str, entry, *, require_provenance: bool) -> None:
     else:
         raise _fail(path, key, "unknown key", ", ".join(TOP_KEYS))
     if "provenance" in entry:
-        _check_keys(path, f"{key}.provenance", entry["provenance"], PROVENANCE_KEYS)
+        _check_keys(path, f"{name}.provenance", entry["provenance"], PROVENANCE_KEYS)
 
 
 def read_timing(path: str | Path = BUILD_TIMING, *, require_provenance: bool = True) -> dict:
@@ -177,12 +203,14 @@ def provenance(*, simulator: str | None = None, seed: int | str | None = None) -
             "date": date}
 
 
-def _merge(key: str, value: dict, path: str | Path) -> dict:
-    """Under a file lock, merge ``{key: value}`` into the timing file at ``path`` (entries of
-    the other modes and units kept) and rewrite it atomically."""
+def _merge(key: str, value: dict, path: str | Path, variant: str | None = None) -> dict:
+    """Under a file lock, merge ``{key: value}`` (with ``variant``: into that SPU variant's
+    mapping) into the timing file at ``path`` (entries of the other modes and units kept) and
+    rewrite it atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _check_entry(path, key, value, require_provenance=True)
+    _check_entry(path, key, value, require_provenance=True,
+                 where="" if variant is None else f"{variant}.")
     with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -192,7 +220,11 @@ def _merge(key: str, value: dict, path: str | Path) -> dict:
             # takes the other entries from the committed measurement)
             print(f"warning: {exc}; rewriting {path} with the new entry only", file=sys.stderr)
             data = {}
-        data[key] = value
+        if variant is None:
+            data[key] = value
+        else:
+            data[variant] = {**data.get(variant, {}), key: value}
+            data[variant] = {m: data[variant][m] for m in MODES if m in data[variant]}
         data = {k: data[k] for k in TOP_KEYS if k in data}
         text = _HEADER + yaml.safe_dump(data, sort_keys=False)
         # a unique temporary name created with mode 0666 & ~umask (mkstemp would give 0600)
@@ -212,18 +244,22 @@ def _pick(what: str, entry: Mapping, keys) -> dict:
 
 
 def write_timing(mode: str, entry: Mapping, path: str | Path = BUILD_TIMING,
-                 writeback_delay: int | None = None, *, prov: Mapping | None = None) -> dict:
+                 writeback_delay: int | None = None, *, prov: Mapping | None = None,
+                 variant: str | None = None) -> dict:
     """Merge the measured SPU ``entry`` of ``mode`` (and, for the state update, its
-    ``writeback_delay``) into ``path``; return the whole file."""
+    ``writeback_delay``) into ``path`` (``variant``: of that SPU variant,
+    :data:`SPU_VARIANTS`; None: the SPU ``spu_mx8``); return the whole file."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if variant is not None and variant not in SPU_VARIANTS:
+        raise ValueError(f"variant must be one of {SPU_VARIANTS} or None, not {variant!r}")
     value = _pick(mode, entry, TIMING_KEYS)
     if writeback_delay is not None:
         if mode != "state_update":
             raise ValueError(f"writeback_delay belongs to state_update, not {mode}")
         value["writeback_delay"] = int(writeback_delay)
     value["provenance"] = dict(prov) if prov is not None else provenance()
-    return _merge(mode, value, path)
+    return _merge(mode, value, path, variant)
 
 
 def write_unit_timing(unit: str, entry: Mapping, path: str | Path = BUILD_TIMING, *,
