@@ -24,13 +24,14 @@ REG_READ (3) ``space << 3 | index``  GRF_A / GRF_B entry on ``o_rdata`` next cyc
 Execution: the operands are read in the command's cycle (the bank column combinationally
 from the row buffer, GRF/SRF from the registers), multiplied and/or added through the
 combinational fp16 lanes, and the result is written at the end of that cycle into the GRF
-or into the bank (MOV to BANK: the column of the command), so :attr:`latency` is 1: the
-instruction after it sees its result. MAC/MAD: product rounded to fp16, then the sum rounded
-to fp16 (two roundings, as PIMSimulator's half-float arithmetic). After the instruction,
-the PC moves on (AAM: after ``n`` commands, NOP: after ``count + 1``); a JUMP at the next PC
-is taken in zero cycles (one active loop), an EXIT there ends the program (``o_running``
-low). A column command while no program runs, or an instruction with an unknown opcode or
-operand kind (a CRF written with garbage), is ignored and sets the sticky ``o_error``.
+or into the bank (MOV to BANK: the column of the command), so :attr:`latency` (one stage,
+``STAGES``) is 1: the instruction after it sees its result. MAC/MAD: product rounded to
+fp16, then the sum rounded to fp16 (two roundings, as PIMSimulator's half-float
+arithmetic). After the instruction, the PC moves on (AAM: after ``n`` commands, NOP: after
+``count + 1``); a JUMP at the next PC is taken in zero cycles (one active loop), an EXIT there
+ends the program (``o_running`` low). A column command while no program runs, or an
+instruction with an unknown opcode or operand kind (a CRF written with garbage), is ignored
+and sets the sticky ``o_error``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from quant.hbmpim_programs import (CRF_ENTRIES, CRF_WORDS_PER_COLUMN, GRF_ENTRIE
                                    LANES, SRF_ENTRIES, Op, Opd, Space, encode,
                                    validate_program)
 
+from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
 __all__ = ["PcuCmd", "HbmPimPcu"]
@@ -62,7 +64,7 @@ class PcuCmd(enum.Enum, shape=2):
     REG_READ = 3
 
 
-class HbmPimPcu(wiring.Component):
+class HbmPimPcu(Staged, wiring.Component):
     """HBM-PIM Programmable Computing Unit.
 
     Parameters
@@ -88,6 +90,11 @@ class HbmPimPcu(wiring.Component):
         Sticky: an ignored column command (no program, or an invalid instruction).
     bank : Out(bank_port()).array(banks)
     """
+
+    #: One stage: the instruction executes in its column command's cycle and the GRF / the
+    #: row buffer take the result at the end of it (module docstring), so :attr:`latency` is
+    #: 1 -- the instruction after it sees its result.
+    STAGES = ("execute",)
 
     def __init__(self, *, banks: int = 2, crf_init=None):
         if not isinstance(banks, int) or isinstance(banks, bool):
@@ -122,13 +129,10 @@ class HbmPimPcu(wiring.Component):
         """fp16 lanes."""
         return LANES
 
-    @property
-    def latency(self) -> int:
-        """Cycles from a column command until its result is in the GRF / the bank: the
-        register files and the row buffer take it at the end of the command's cycle."""
-        return 1
-
     def elaborate(self, platform):
+        # the datapath below is combinational up to the registers it writes: one stage, or a
+        # stage list that does not match fails to unpack
+        (_execute,) = self.stages
         m = Module()
         exit_word = Op.EXIT << 28
         init = self._crf_init or [exit_word] * CRF_ENTRIES
