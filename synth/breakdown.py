@@ -24,7 +24,9 @@ __all__ = ["TOP_FF_CLASSES", "category", "unit_breakdown"]
 TOP_FF_CLASSES = (
     ("operand registers", re.compile(r"^(reg_|opnd)")),
     ("result registers", re.compile(r"^(acc\d|results|r_acc|o_rdata)")),
-    ("pipeline registers", re.compile(r"(_tag|f_data|w_data|wdata|^i_a$|^s\d)")),
+    # (the SPU's stage registers are layouts, hw/spu_stages.py: their tag and data fields)
+    ("pipeline registers", re.compile(r"(_tag|f_data|w_data|wdata|^i_a$|^s\d|"
+                                      r"_stage\d*\.(tag|data)\b)")),
 )
 
 
