@@ -37,7 +37,7 @@ and sets the sticky ``o_error``.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
@@ -50,7 +50,8 @@ from quant.hbmpim_programs import (CRF_ENTRIES, CRF_WORDS_PER_COLUMN, GRF_ENTRIE
 from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
-__all__ = ["PcuCmd", "HbmPimPcu"]
+__all__ = ["PcuCmd", "HbmPimPcu", "reg_addr_layout", "column_addr_layout", "addr_layout",
+           "crf_block_layout"]
 
 FP16 = 16
 assert LANES * FP16 == COLUMN_BITS
@@ -62,6 +63,16 @@ class PcuCmd(enum.Enum, shape=2):
     REG_WRITE = 1
     COLUMN = 2
     REG_READ = 3
+
+
+#: REG_WRITE / REG_READ address, ``space << 3 | index`` (:func:`quant.hbmpim_programs.reg_addr`).
+reg_addr_layout = data.StructLayout({"index": 3, "space": 3})
+#: COLUMN address, ``col << 1 | bank``.
+column_addr_layout = data.StructLayout({"bank": 1, "col": range(COLUMNS)})
+#: ``i_addr``: one view per command.
+addr_layout = data.UnionLayout({"raw": 8, "reg": reg_addr_layout, "column": column_addr_layout})
+#: A CRF block's REG_WRITE data: :data:`CRF_WORDS_PER_COLUMN` instructions.
+crf_block_layout = data.ArrayLayout(INSTR_BITS, CRF_WORDS_PER_COLUMN)
 
 
 class HbmPimPcu(Staged, wiring.Component):
@@ -149,10 +160,12 @@ class HbmPimPcu(Staged, wiring.Component):
         m.d.comb += [self.o_running.eq(running), self.o_pc.eq(pc), self.o_error.eq(error)]
 
         cmd = self.i_cmd
-        space = self.i_addr[3:6]
-        ridx = self.i_addr[0:3]
-        col = self.i_addr[1:6]
-        in_bank = self.i_addr[0] if self._banks > 1 else Const(0, 1)
+        addr = data.View(addr_layout, self.i_addr)
+        space = addr.reg.space
+        ridx = addr.reg.index
+        col = addr.column.col
+        in_bank = addr.column.bank if self._banks > 1 else Const(0, 1)
+        crf_block = data.View(crf_block_layout, self.i_data)
 
         # ---- host register writes and reads ----
         with m.If(cmd == PcuCmd.REG_WRITE):
@@ -161,8 +174,7 @@ class HbmPimPcu(Staged, wiring.Component):
                     for blk in range(CRF_ENTRIES // CRF_WORDS_PER_COLUMN):
                         with m.If(ridx == blk):
                             for w in range(CRF_WORDS_PER_COLUMN):
-                                m.d.sync += crf[CRF_WORDS_PER_COLUMN * blk + w].eq(
-                                    self.i_data[INSTR_BITS * w:INSTR_BITS * (w + 1)])
+                                m.d.sync += crf[CRF_WORDS_PER_COLUMN * blk + w].eq(crf_block[w])
                 with m.Case(Space.GRF_A):
                     for i in range(GRF_ENTRIES):
                         with m.If(ridx == i):

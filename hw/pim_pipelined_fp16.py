@@ -25,14 +25,14 @@ Golden model: :func:`quant.fp16_pim.subchunk_update_fp16`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul
 
-from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, lanes_layout
+from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, addr_layout, lanes_layout
 from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
@@ -140,7 +140,7 @@ class PipelinedFp16(Staged, wiring.Component):
         ready = Signal()
         m.d.comb += ready.eq(1 if self._no_alternate else ~phase)
         accept = (self.i_cmd == PimCmd.COMP) & ready
-        in_col = self.i_addr[1:6]
+        in_col = data.View(addr_layout, self.i_addr).comp.col
 
         # F: fetch
         f_s, f_col = stage("f")

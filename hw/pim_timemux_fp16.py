@@ -27,14 +27,14 @@ so :attr:`cycles_per_subchunk` = 4 + log2(16) = 8. The golden model is
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul
 
-from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, lanes_layout
+from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, addr_layout, lanes_layout
 from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
@@ -145,8 +145,9 @@ class TimeMuxFp16(Staged, wiring.Component):
             return values[0] if self._banks == 1 else mux_tree(values, bank)
 
         comp = self.i_cmd == PimCmd.COMP
-        in_bank = self.i_addr[0] if self._banks > 1 else Const(0, 1)
-        in_col = self.i_addr[1:6]
+        addr = data.View(addr_layout, self.i_addr).comp
+        in_bank = addr.bank if self._banks > 1 else Const(0, 1)
+        in_col = addr.col
         d = by_bank([r.as_value() for r in regs.d], cur_bank)
         q = by_bank([r.as_value() for r in regs.q], cur_bank)
         k_in = by_bank([r.as_value() for r in regs.k], in_bank)
