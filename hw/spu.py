@@ -18,6 +18,8 @@ units (:class:`hw.mx_mul.MxMul`, :class:`hw.mx_add.MxAdd`, :class:`hw.mx_dot.MxD
 black boxes with their own ``latency``, clock-enabled by the iteration; ``W`` is a write-back
 register inserted only when it is needed to make ``read_to_write`` odd (with the current units
 ``1 + 3 + 4 = 8`` is even, so ``W`` is there and ``read_to_write = 9``).
+Each stage register is one ``Signal`` of its stage's layout (:mod:`hw.spu_stages`: the
+operation's tag, the data the next stage reads, the copies of the bank and column selects).
 
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
