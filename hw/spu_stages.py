@@ -23,7 +23,8 @@ from amaranth.lib import data
 from quant.constants import BANKS, COLUMN_BITS, COLUMNS
 
 __all__ = ["SELECT_COPIES", "COL_COPIES", "tag_layout", "fetch_stage_layout",
-           "mul_stage_layout", "add_stage_layout", "writeback_stage_layout", "dot_stage_layout"]
+           "mul_stage_layout", "add_stage_layout", "writeback_stage_layout", "dot_stage_layout",
+           "STAGE_REGISTERS", "stage_field"]
 
 #: Copies of each bank-select register (the read bank, the bank of the operation in F, the
 #: bank of a fold step): copy ``g`` selects bits ``[g * w, (g + 1) * w)`` (``w = 256 /
@@ -54,3 +55,21 @@ add_stage_layout = data.StructLayout({"tag": tag_layout})
 writeback_stage_layout = data.StructLayout({"tag": tag_layout, "data": COLUMN_BITS})
 #: D: a dot-product stage.
 dot_stage_layout = data.StructLayout({"tag": tag_layout})
+
+#: The stage registers :class:`hw.spu.Spu` builds, by name prefix (``m_stage0``, ``m_stage1``,
+#: ... share ``m_stage``), and their layouts.
+STAGE_REGISTERS = {"f_stage": fetch_stage_layout, "m_stage": mul_stage_layout,
+                   "a_stage": add_stage_layout, "w_stage": writeback_stage_layout,
+                   "d_stage": dot_stage_layout}
+
+
+def stage_field(register: str, bit: int) -> str | None:
+    """The top-level field (``tag``, ``data``, ``bank_c``, ``col_c``) holding bit ``bit`` of the
+    stage register ``register`` (``f_stage``, ``m_stage2``, ...); ``None`` for another name."""
+    layout = STAGE_REGISTERS.get(register.rstrip("0123456789"))
+    if layout is None:
+        return None
+    for name, field in layout:
+        if field.offset <= bit < field.offset + field.width:
+            return name
+    raise ValueError(f"bit {bit} is outside {register} ({layout.size} bits)")
