@@ -56,10 +56,13 @@ class EquivResult:
     equiv_cells: int         # $equiv cells proven (0 when identical)
     seconds: float
     log: Path | None
+    error: str | None = None  # Yosys' first ERROR line (a rename of a wire that is not there)
 
     def line(self) -> str:
         if self.identical:
             return f"{self.unit}: equivalent (Verilog identical to {self.against})"
+        if self.error:
+            return f"{self.unit}: NOT proven: Yosys stopped: {self.error} (log {self.log})"
         verdict = "equivalent" if self.proven else "NOT proven equivalent"
         return (f"{self.unit}: {verdict} to {self.against} ({self.equiv_cells} $equiv cells, "
                 f"{self.seconds:.0f} s; log {self.log})")
@@ -136,9 +139,9 @@ def _esc(name: str) -> str:
 
 
 def prove(gold: Path, gate: Path, top: str, *, renames: Iterable[tuple[str, str]] = (),
-          seq: int = 1, work: Path) -> tuple[bool, int, float, Path]:
+          seq: int = 1, work: Path) -> tuple[bool, int, float, Path, str | None]:
     """Run :func:`equiv_script` on two Verilog files in ``work``: (proven, $equiv cells,
-    seconds, log). Refuses designs whose registers do not start in corresponding states."""
+    seconds, log, Yosys' first ERROR line or ``None``). Refuses designs whose registers do not start in corresponding states."""
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise FlowError(f"seq must be an int >= 1, not {seq!r}")
     a, b = nonzero_inits(Path(gold).read_text()), nonzero_inits(Path(gate).read_text())
@@ -164,7 +167,9 @@ def prove(gold: Path, gate: Path, top: str, *, renames: Iterable[tuple[str, str]
     status = (work / "status.txt").read_text() if (work / "status.txt").exists() else ""
     m = re.search(r"Found (\d+) \$equiv cells", status)
     proven = out.returncode == 0 and "Equivalence successfully proven" in status
-    return proven, int(m.group(1)) if m else 0, seconds, log
+    error = next((line.strip() for line in log.read_text().splitlines()
+                  if line.startswith("ERROR:")), None)
+    return proven, int(m.group(1)) if m else 0, seconds, log, error
 
 
 def check_equiv(unit: str, against: str, *, renames: Iterable[tuple[str, str]] = (),
@@ -180,8 +185,9 @@ def check_equiv(unit: str, against: str, *, renames: Iterable[tuple[str, str]] =
     gate = export_unit(unit, work / "gate")
     if gold.read_text() == gate.read_text():
         return EquivResult(unit, against, True, True, 0, 0.0, None)
-    proven, cells, seconds, log = prove(gold, gate, unit, renames=renames, seq=seq, work=work)
-    return EquivResult(unit, against, False, proven, cells, seconds, log)
+    proven, cells, seconds, log, error = prove(gold, gate, unit, renames=renames, seq=seq,
+                                               work=work)
+    return EquivResult(unit, against, False, proven, cells, seconds, log, error)
 
 
 def read_renames(path: Path) -> list[tuple[str, str]]:

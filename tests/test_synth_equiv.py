@@ -69,19 +69,25 @@ def _prove(tmp_path, gate: Pipe, renames=RENAMES, gold: Pipe | None = None):
 
 
 def test_registers_packed_into_a_layout_are_proven_equivalent(tmp_path):
-    proven, cells, _, _ = _prove(tmp_path, Pipe(packed=True))
-    assert proven and cells > 0
+    proven, cells, _, _, error = _prove(tmp_path, Pipe(packed=True))
+    assert proven and cells > 0 and error is None
 
 
 def test_a_changed_stage_is_not_proven(tmp_path):
-    proven, _, _, log = _prove(tmp_path, Pipe(packed=True, bug=True))
-    assert not proven
+    proven, _, _, log, error = _prove(tmp_path, Pipe(packed=True, bug=True))
+    assert not proven and error is not None and "unproven" in error
     assert "unproven" in log.read_text()
 
 
 def test_without_the_renames_the_packed_registers_are_not_matched(tmp_path):
-    proven, _, _, _ = _prove(tmp_path, Pipe(packed=True), renames=[])
+    proven, _, _, _, _ = _prove(tmp_path, Pipe(packed=True), renames=[])
     assert not proven
+
+
+def test_a_rename_of_a_wire_that_is_not_there_stops_with_its_name(tmp_path):
+    proven, _, _, _, error = _prove(tmp_path, Pipe(packed=True),
+                                    renames=RENAMES + [("s9.tag", "tag9")])
+    assert not proven and error == "ERROR: Object `s9.tag' not found!"
 
 
 def test_different_start_states_are_refused(tmp_path):
