@@ -141,7 +141,8 @@ def _esc(name: str) -> str:
 def prove(gold: Path, gate: Path, top: str, *, renames: Iterable[tuple[str, str]] = (),
           seq: int = 1, work: Path) -> tuple[bool, int, float, Path, str | None]:
     """Run :func:`equiv_script` on two Verilog files in ``work``: (proven, $equiv cells,
-    seconds, log, Yosys' first ERROR line or ``None``). Refuses designs whose registers do not start in corresponding states."""
+    seconds, log, Yosys' first ERROR line or ``None``). Refuses designs whose registers do
+    not start in corresponding states."""
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise FlowError(f"seq must be an int >= 1, not {seq!r}")
     a, b = nonzero_inits(Path(gold).read_text()), nonzero_inits(Path(gate).read_text())
