@@ -15,6 +15,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
+from hw.pipeline import Staged
 from quant.constants import RBITS
 from quant.fpformat import FloatFormat, get_format
 
@@ -168,7 +169,7 @@ def round_pack(m: Module, fmt: FloatFormat, sign: Value, sig: Value, exp_b: Valu
     return Cat(mag, sign)
 
 
-class FloatOpBase(wiring.Component):
+class FloatOpBase(Staged, wiring.Component):
     """Ports, parameter checks and properties shared by :class:`FPMul` and
     :class:`hw.fpadd.FPAdd` (two operands ``a``, ``b``, result ``o``, optional ``rnd``)."""
 
@@ -202,10 +203,6 @@ class FloatOpBase(wiring.Component):
         """The register stages: the output register when ``latency`` is 1, else none."""
         return ("out",) if self._latency else ()
 
-    @property
-    def latency(self) -> int:
-        """Cycles from operands to result (0: combinational): one per stage."""
-        return len(self.stages)
 
 
 

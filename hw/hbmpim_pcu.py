@@ -24,19 +24,20 @@ REG_READ (3) ``space << 3 | index``  GRF_A / GRF_B entry on ``o_rdata`` next cyc
 Execution: the operands are read in the command's cycle (the bank column combinationally
 from the row buffer, GRF/SRF from the registers), multiplied and/or added through the
 combinational fp16 lanes, and the result is written at the end of that cycle into the GRF
-or into the bank (MOV to BANK: the column of the command), so :attr:`latency` is 1: the
-instruction after it sees its result. MAC/MAD: product rounded to fp16, then the sum rounded
-to fp16 (two roundings, as PIMSimulator's half-float arithmetic). After the instruction,
-the PC moves on (AAM: after ``n`` commands, NOP: after ``count + 1``); a JUMP at the next PC
-is taken in zero cycles (one active loop), an EXIT there ends the program (``o_running``
-low). A column command while no program runs, or an instruction with an unknown opcode or
-operand kind (a CRF written with garbage), is ignored and sets the sticky ``o_error``.
+or into the bank (MOV to BANK: the column of the command), so :attr:`latency` (one stage,
+``STAGES``) is 1: the instruction after it sees its result. MAC/MAD: product rounded to
+fp16, then the sum rounded to fp16 (two roundings, as PIMSimulator's half-float
+arithmetic). After the instruction, the PC moves on (AAM: after ``n`` commands, NOP: after
+``count + 1``); a JUMP at the next PC is taken in zero cycles (one active loop), an EXIT there
+ends the program (``o_running`` low). A column command while no program runs, or an
+instruction with an unknown opcode or operand kind (a CRF written with garbage), is ignored
+and sets the sticky ``o_error``.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
@@ -46,9 +47,11 @@ from quant.hbmpim_programs import (CRF_ENTRIES, CRF_WORDS_PER_COLUMN, GRF_ENTRIE
                                    LANES, SRF_ENTRIES, Op, Opd, Space, encode,
                                    validate_program)
 
+from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
-__all__ = ["PcuCmd", "HbmPimPcu"]
+__all__ = ["PcuCmd", "HbmPimPcu", "reg_addr_layout", "column_addr_layout", "addr_layout",
+           "crf_block_layout"]
 
 FP16 = 16
 assert LANES * FP16 == COLUMN_BITS
@@ -62,7 +65,17 @@ class PcuCmd(enum.Enum, shape=2):
     REG_READ = 3
 
 
-class HbmPimPcu(wiring.Component):
+#: REG_WRITE / REG_READ address, ``space << 3 | index`` (:func:`quant.hbmpim_programs.reg_addr`).
+reg_addr_layout = data.StructLayout({"index": 3, "space": 3})
+#: COLUMN address, ``col << 1 | bank``.
+column_addr_layout = data.StructLayout({"bank": 1, "col": range(COLUMNS)})
+#: ``i_addr``: one view per command.
+addr_layout = data.UnionLayout({"raw": 8, "reg": reg_addr_layout, "column": column_addr_layout})
+#: A CRF block's REG_WRITE data: :data:`CRF_WORDS_PER_COLUMN` instructions.
+crf_block_layout = data.ArrayLayout(INSTR_BITS, CRF_WORDS_PER_COLUMN)
+
+
+class HbmPimPcu(Staged, wiring.Component):
     """HBM-PIM Programmable Computing Unit.
 
     Parameters
@@ -88,6 +101,11 @@ class HbmPimPcu(wiring.Component):
         Sticky: an ignored column command (no program, or an invalid instruction).
     bank : Out(bank_port()).array(banks)
     """
+
+    #: One stage: the instruction executes in its column command's cycle and the GRF / the
+    #: row buffer take the result at the end of it (module docstring), so :attr:`latency` is
+    #: 1 -- the instruction after it sees its result.
+    STAGES = ("execute",)
 
     def __init__(self, *, banks: int = 2, crf_init=None):
         if not isinstance(banks, int) or isinstance(banks, bool):
@@ -122,13 +140,10 @@ class HbmPimPcu(wiring.Component):
         """fp16 lanes."""
         return LANES
 
-    @property
-    def latency(self) -> int:
-        """Cycles from a column command until its result is in the GRF / the bank: the
-        register files and the row buffer take it at the end of the command's cycle."""
-        return 1
-
     def elaborate(self, platform):
+        # the datapath below is combinational up to the registers it writes: one stage, or a
+        # stage list that does not match fails to unpack
+        (_execute,) = self.stages
         m = Module()
         exit_word = Op.EXIT << 28
         init = self._crf_init or [exit_word] * CRF_ENTRIES
@@ -145,10 +160,12 @@ class HbmPimPcu(wiring.Component):
         m.d.comb += [self.o_running.eq(running), self.o_pc.eq(pc), self.o_error.eq(error)]
 
         cmd = self.i_cmd
-        space = self.i_addr[3:6]
-        ridx = self.i_addr[0:3]
-        col = self.i_addr[1:6]
-        in_bank = self.i_addr[0] if self._banks > 1 else Const(0, 1)
+        addr = data.View(addr_layout, self.i_addr)
+        space = addr.reg.space
+        ridx = addr.reg.index
+        col = addr.column.col
+        in_bank = addr.column.bank if self._banks > 1 else Const(0, 1)
+        crf_block = data.View(crf_block_layout, self.i_data)
 
         # ---- host register writes and reads ----
         with m.If(cmd == PcuCmd.REG_WRITE):
@@ -157,8 +174,7 @@ class HbmPimPcu(wiring.Component):
                     for blk in range(CRF_ENTRIES // CRF_WORDS_PER_COLUMN):
                         with m.If(ridx == blk):
                             for w in range(CRF_WORDS_PER_COLUMN):
-                                m.d.sync += crf[CRF_WORDS_PER_COLUMN * blk + w].eq(
-                                    self.i_data[INSTR_BITS * w:INSTR_BITS * (w + 1)])
+                                m.d.sync += crf[CRF_WORDS_PER_COLUMN * blk + w].eq(crf_block[w])
                 with m.Case(Space.GRF_A):
                     for i in range(GRF_ENTRIES):
                         with m.If(ridx == i):

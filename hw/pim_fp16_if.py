@@ -26,11 +26,13 @@ from amaranth.lib import enum
 from amaranth.hdl import Signal, unsigned
 from amaranth.lib import data
 
+from quant.constants import ADDR_BITS
 from quant.constants import FP16_LANES as LANES
 
 from .spu_bank import COLUMN_BITS, COLUMNS
 
-__all__ = ["LANES", "FP16", "PimCmd", "PimReg", "lanes_layout", "reg_addr", "comp_addr",
+__all__ = ["LANES", "FP16", "PimCmd", "PimReg", "lanes_layout", "reg_addr_layout",
+           "comp_addr_layout", "addr_layout", "reg_addr", "comp_addr",
            "OperandRegs"]
 
 #: fp16 encoding width.
@@ -59,14 +61,33 @@ def lanes_layout() -> data.ArrayLayout:
     return data.ArrayLayout(unsigned(FP16), LANES)
 
 
+#: REG_WRITE address: the bank and the operand register (:class:`PimReg`).
+reg_addr_layout = data.StructLayout({"bank": 1, "reg": 3})
+#: COMP address: the bank and the column of the sub-chunk.
+comp_addr_layout = data.StructLayout({"bank": 1, "col": range(COLUMNS)})
+#: ``i_addr`` (8 bits): one view per command; the units read it through this layout and the
+#: encoders below build it with the same layout.
+addr_layout = data.UnionLayout({"raw": ADDR_BITS, "reg": reg_addr_layout,
+                                "comp": comp_addr_layout})
+
+
+def _check(name: str, value: int, allowed: range) -> int:
+    if value not in allowed:
+        raise ValueError(f"{name} must be in {allowed.start}..{allowed.stop - 1}, not {value!r}")
+    return int(value)
+
+
 def reg_addr(reg: int, bank: int = 0) -> int:
-    """``i_addr`` of a REG_WRITE."""
-    return (int(reg) << 1) | bank
+    """``i_addr`` of a REG_WRITE of operand register ``reg`` (:class:`PimReg`) of ``bank``."""
+    reg = _check("reg", int(reg), range(min(PimReg), max(PimReg) + 1))
+    return addr_layout.const({"reg": {"reg": reg, "bank": _check("bank", bank, range(2))}}
+                             ).as_bits()
 
 
 def comp_addr(col: int, bank: int = 0) -> int:
-    """``i_addr`` of a COMP."""
-    return (col << 1) | bank
+    """``i_addr`` of a COMP of column ``col`` of ``bank``."""
+    return addr_layout.const({"comp": {"col": _check("col", col, range(COLUMNS)),
+                                       "bank": _check("bank", bank, range(2))}}).as_bits()
 
 
 class OperandRegs:
@@ -87,8 +108,9 @@ class OperandRegs:
 
     def elaborate_writes(self, m, cmd, addr, wdata) -> None:
         """Add the REG_WRITE decoding to ``m`` (``cmd``/``addr``/``wdata`` the unit's ports)."""
-        bank = addr[0] if self.banks > 1 else 0
-        reg = addr[1:4]
+        addr = data.View(addr_layout, addr)
+        bank = addr.reg.bank if self.banks > 1 else 0
+        reg = addr.reg.reg
         with m.If(cmd == PimCmd.REG_WRITE):
             for b in range(self.banks):
                 with m.If(bank == b):

@@ -25,14 +25,15 @@ Golden model: :func:`quant.fp16_pim.subchunk_update_fp16`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul
 
-from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, lanes_layout
+from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, addr_layout, lanes_layout
+from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
 __all__ = ["PipelinedFp16"]
@@ -40,7 +41,12 @@ __all__ = ["PipelinedFp16"]
 _TREE_LEVELS = (LANES - 1).bit_length()        # 4
 
 
-class PipelinedFp16(wiring.Component):
+def _valid_name(stage: str) -> str:
+    # the adder tree's valid registers are t<level>_v (the names the Verilog has always had)
+    return f"{stage}_v" if stage.startswith("t") else f"{stage}_valid"
+
+
+class PipelinedFp16(Staged, wiring.Component):
     """Per-bank pipelined fp16 state-update unit.
 
     Parameters
@@ -67,6 +73,10 @@ class PipelinedFp16(wiring.Component):
     bank : Out(bank_port()).array(1)
         Column accesses of the bank.
     """
+
+    #: Register stages from the accepted COMP to ``o_y_valid`` (module docstring): F, M, A,
+    #: the dot-product multipliers ``p``, one per level of the adder tree.
+    STAGES = ("f", "m", "a", "p") + tuple(f"t{lv}" for lv in range(_TREE_LEVELS))
 
     def __init__(self, *, _no_alternate: bool = False):
         self._no_alternate = bool(_no_alternate)
@@ -95,8 +105,9 @@ class PipelinedFp16(wiring.Component):
 
     @property
     def read_to_write(self) -> int:
-        """Cycles from the read of a sub-chunk to its write-back (F, M, A)."""
-        return 3
+        """Cycles from the read of a sub-chunk to its write-back: the stages up to A, whose
+        register drives the bank's write port."""
+        return self.stages.index("a") + 1
 
     @property
     def cycles_per_subchunk(self) -> int:
@@ -105,12 +116,15 @@ class PipelinedFp16(wiring.Component):
         assert self.read_to_write % 2 == 1
         return 1 if self._no_alternate else 2
 
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted COMP to its ``o_y_valid``."""
-        return self.read_to_write + 1 + _TREE_LEVELS
-
     def elaborate(self, platform):
+        # one valid register per stage (latency = len(STAGES)): a stage list that does not
+        # match what is built here fails to unpack
+        f_valid, m_valid, a_valid, valid, *tree_valids = self.stage_valids(last=True,
+                                                                             name=_valid_name)
+        if len(tree_valids) != _TREE_LEVELS:
+            raise ValueError(f"{type(self).__name__}: {len(tree_valids)} adder-tree stages "
+                             f"listed, the {LANES}-lane tree has {_TREE_LEVELS} levels")
+
         m = Module()
         regs = OperandRegs(1)
         regs.elaborate_writes(m, self.i_cmd, self.i_addr, self.i_data)
@@ -118,8 +132,7 @@ class PipelinedFp16(wiring.Component):
         vec = lanes_layout()
 
         def stage(name):
-            return (Signal(vec, name=f"{name}_s"), Signal(range(COLUMNS), name=f"{name}_col"),
-                    Signal(name=f"{name}_valid"))
+            return Signal(vec, name=f"{name}_s"), Signal(range(COLUMNS), name=f"{name}_col")
 
         # Read phase: COMPs are accepted in even cycles only.
         phase = Signal()
@@ -127,15 +140,15 @@ class PipelinedFp16(wiring.Component):
         ready = Signal()
         m.d.comb += ready.eq(1 if self._no_alternate else ~phase)
         accept = (self.i_cmd == PimCmd.COMP) & ready
-        in_col = self.i_addr[1:6]
+        in_col = data.View(addr_layout, self.i_addr).comp.col
 
         # F: fetch
-        f_s, f_col, f_valid = stage("f")
+        f_s, f_col = stage("f")
         m.d.comb += [port.rd.eq(accept), port.rd_col.eq(in_col)]
         m.d.sync += [f_s.eq(port.rdata), f_col.eq(in_col), f_valid.eq(accept)]
 
         # M: decay and outer product in parallel
-        m_t, m_col, m_valid = stage("m")
+        m_t, m_col = stage("m")
         m_u = Signal(vec, name="m_u")
         v_j = mux_tree([regs.v[0][j] for j in range(COLUMNS)], f_col)
         for i in range(LANES):
@@ -147,7 +160,7 @@ class PipelinedFp16(wiring.Component):
         m.d.sync += [m_col.eq(f_col), m_valid.eq(f_valid)]
 
         # A: add
-        a_s, a_col, a_valid = stage("a")
+        a_s, a_col = stage("a")
         for i in range(LANES):
             add = m.submodules[f"add{i}"] = FPAdd("fp16")
             m.d.comb += [add.a.eq(m_t[i]), add.b.eq(m_u[i])]
@@ -156,7 +169,7 @@ class PipelinedFp16(wiring.Component):
 
         # W/D: write-back and dot-product multiplies
         m.d.comb += [port.wr.eq(a_valid), port.wr_col.eq(a_col), port.wdata.eq(a_s)]
-        level, col, valid = [], Signal(range(COLUMNS), name="p_col"), Signal(name="p_valid")
+        level, col = [], Signal(range(COLUMNS), name="p_col")
         for i in range(LANES):
             mul = m.submodules[f"mul_dot{i}"] = FPMul("fp16")
             p = Signal(FP16, name=f"p{i}")
@@ -175,7 +188,7 @@ class PipelinedFp16(wiring.Component):
                 m.d.comb += [add.a.eq(level[2 * i]), add.b.eq(level[2 * i + 1])]
                 m.d.sync += r.eq(add.o)
                 nxt.append(r)
-            ncol, nvalid = Signal(range(COLUMNS), name=f"t{lv}_col"), Signal(name=f"t{lv}_v")
+            ncol, nvalid = Signal(range(COLUMNS), name=f"t{lv}_col"), tree_valids[lv]
             m.d.sync += [ncol.eq(col), nvalid.eq(valid)]
             level, col, valid = nxt, ncol, nvalid
             valids.append(valid)

@@ -27,14 +27,15 @@ so :attr:`cycles_per_subchunk` = 4 + log2(16) = 8. The golden model is
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul
 
-from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, lanes_layout
+from .pim_fp16_if import FP16, LANES, OperandRegs, PimCmd, addr_layout, lanes_layout
+from .pipeline import Staged
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 
 __all__ = ["TimeMuxFp16"]
@@ -42,7 +43,7 @@ __all__ = ["TimeMuxFp16"]
 _RED_STEPS = (LANES - 1).bit_length()          # log2(16) = 4
 
 
-class TimeMuxFp16(wiring.Component):
+class TimeMuxFp16(Staged, wiring.Component):
     """Time-multiplexed fp16 state-update unit.
 
     Parameters
@@ -68,6 +69,11 @@ class TimeMuxFp16(wiring.Component):
     bank : Out(bank_port()).array(banks)
         Column accesses of each bank.
     """
+
+    #: The FSM's steps of one sub-chunk, one cycle each (module docstring): the COMP's read,
+    #: decay, add, write-back, one step per level of the pairwise reduction.
+    STAGES = ("read", "decay", "add", "write_back") + tuple(f"reduce{i}"
+                                                            for i in range(_RED_STEPS))
 
     def __init__(self, *, banks: int = 2):
         if not isinstance(banks, int) or isinstance(banks, bool):
@@ -100,20 +106,22 @@ class TimeMuxFp16(wiring.Component):
 
     @property
     def cycles_per_subchunk(self) -> int:
-        """FSM cycles per sub-chunk: read, decay, add, write-back, log2(lanes) reductions."""
-        return 4 + _RED_STEPS
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted COMP to its ``o_y_valid``."""
-        return self.cycles_per_subchunk
+        """FSM cycles per sub-chunk: every stage in turn (read, decay, add, write-back,
+        log2(lanes) reductions); the next COMP waits for the last."""
+        return self.latency
 
     @property
     def read_to_write(self) -> int:
         """Cycles from the read of a sub-chunk to its write-back."""
-        return 3
+        return self.stages.index("write_back")
 
     def elaborate(self, platform):
+        # the FSM below has one state per stage up to the write-back, then one RED state
+        # stepped once per reduction level: a stage list that does not match fails here
+        _read, _decay, _add, _write_back, *reduce = self.stages
+        if len(reduce) != _RED_STEPS:
+            raise ValueError(f"{type(self).__name__}: {len(reduce)} reduction stages listed, "
+                             f"the {LANES}-lane pairwise reduction has {_RED_STEPS}")
         m = Module()
         regs = OperandRegs(self._banks)
         regs.elaborate_writes(m, self.i_cmd, self.i_addr, self.i_data)
@@ -130,15 +138,16 @@ class TimeMuxFp16(wiring.Component):
         u = Signal(vec)
         cur_bank = Signal(range(max(self._banks, 2)))
         cur_col = Signal(range(COLUMNS))
-        step = Signal(range(_RED_STEPS))
+        step = Signal(range(len(reduce)))
         y_valid = Signal()
 
         def by_bank(values, bank):
             return values[0] if self._banks == 1 else mux_tree(values, bank)
 
         comp = self.i_cmd == PimCmd.COMP
-        in_bank = self.i_addr[0] if self._banks > 1 else Const(0, 1)
-        in_col = self.i_addr[1:6]
+        addr = data.View(addr_layout, self.i_addr).comp
+        in_bank = addr.bank if self._banks > 1 else Const(0, 1)
+        in_col = addr.col
         d = by_bank([r.as_value() for r in regs.d], cur_bank)
         q = by_bank([r.as_value() for r in regs.q], cur_bank)
         k_in = by_bank([r.as_value() for r in regs.k], in_bank)
@@ -191,7 +200,7 @@ class TimeMuxFp16(wiring.Component):
                     m.d.comb += [adds[i].a.eq(t[2 * i]), adds[i].b.eq(t[2 * i + 1])]
                     m.d.sync += t[i].eq(adds[i].o)
                 m.d.sync += step.eq(step + 1)
-                with m.If(step == _RED_STEPS - 1):
+                with m.If(step == len(reduce) - 1):
                     m.d.sync += y_valid.eq(1)
                     m.next = "IDLE"
         idle, wb = fsm.ongoing("IDLE"), fsm.ongoing("WB")

@@ -33,6 +33,7 @@ from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import SR_BITS, FPMul, check_params
 from hw.lfsr import LFSR, check_site_seeds
+from hw.pipeline import Staged
 from quant.constants import LANES
 from quant.fpformat import FloatFormat
 
@@ -62,7 +63,7 @@ def check_slice_params(rounding, seeds) -> dict[str, int] | None:
     return check_site_seeds(seeds)
 
 
-class SpeFloat(wiring.Component):
+class SpeFloat(Staged, wiring.Component):
     """``lanes`` x (decay multiply, outer-product multiply, add) in one float format.
 
     Parameters
@@ -158,10 +159,6 @@ class SpeFloat(wiring.Component):
         return (tuple(f"mul.{s}" for s in self._decay[0].stages)
                 + tuple(f"add.{s}" for s in self._add[0].stages))
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
-        return len(self.stages)
 
     def elaborate(self, platform):
         m = Module()

@@ -53,6 +53,7 @@ from hw.export import register_unit
 from hw.fpadd import FPAdd
 from hw.fpmul import FPMul, Operand, decode_operand, round_pack
 from hw.lfsr import LFSR, check_seed
+from hw.pipeline import Staged
 from quant.constants import DEFAULT_SITE_SEEDS
 from quant.constants import INT8_GROUP as GROUP
 from quant.constants import INT8_NAN_SCALE as NAN_SCALE
@@ -90,7 +91,7 @@ def _lzc(m: Module, value: Value, name: str) -> Signal:
     return out
 
 
-class SpeInt8(wiring.Component):
+class SpeInt8(Staged, wiring.Component):
     """32 lanes of ``s' = d (.) s + k * v`` in INT8G32 (int8 values, one fp16 scale).
 
     Parameters
@@ -181,10 +182,6 @@ class SpeInt8(wiring.Component):
         """The register stages, :data:`STAGES` (``elaborate`` builds one valid register each)."""
         return STAGES
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
-        return len(self.stages)
 
     # -----------------------------------------------------------------------------------------
 

@@ -41,13 +41,14 @@ from .mx8_layout import mx_scalar_layout, mx_subchunk_layout
 from .mx_add import MxAdd
 from .mx_fma import MxFma
 from .mx_mul import MxMul
+from .pipeline import Staged
 from .spe_float import check_slice_params
 from .sround import check_renorm
 
 __all__ = ["SpeMx8"]
 
 
-class SpeMx8(wiring.Component):
+class SpeMx8(Staged, wiring.Component):
     """One MX8 sub-chunk x (decay multiply, outer-product multiply, add), fully pipelined.
 
     Parameters
@@ -150,10 +151,6 @@ class SpeMx8(wiring.Component):
         return (tuple(f"mul.{s}" for s in self._mul_decay.stages)
                 + tuple(f"add.{s}" for s in self._add.stages))
 
-    @property
-    def latency(self) -> int:
-        """Cycles from ``i_valid`` to the matching ``o_valid``: one per stage."""
-        return len(self.stages)
 
     def elaborate(self, platform):
         if self._fused:

@@ -18,6 +18,8 @@ units (:class:`hw.mx_mul.MxMul`, :class:`hw.mx_add.MxAdd`, :class:`hw.mx_dot.MxD
 black boxes with their own ``latency``, clock-enabled by the iteration; ``W`` is a write-back
 register inserted only when it is needed to make ``read_to_write`` odd (with the current units
 ``1 + 3 + 4 = 8`` is even, so ``W`` is there and ``read_to_write = 9``).
+Each stage register is one ``Signal`` of its stage's layout (:mod:`hw.spu_stages`: the
+operation's tag, the data the next stage reads, the copies of the bank and column selects).
 
 ``fused=True`` (unit ``spu_mx8_fused``): the state update's ``M`` and ``A`` are one fused
 multiply-add (:class:`hw.mx_fma.MxFma`, one rounding, ``X``, 5 stages); ``1 + 5 = 6`` is even,
@@ -58,29 +60,17 @@ from .mx_mul import MxMul
 from .spu_bank import COLUMN_BITS, COLUMNS, bank_port, mux_tree
 from .spu_protocol import (Cmd, addr_layout, comp_addr, data_layout, mode_word, reg_addr,
                            result_addr)
+from .spu_stages import (COL_COPIES, SELECT_COPIES, add_stage_layout, dot_stage_layout,
+                         fetch_stage_layout, fma_stage_layout, mul_stage_layout, tag_layout,
+                         writeback_stage_layout)
 from .sround import check_renorm
 
 __all__ = ["Cmd", "Reg", "Mode", "MODES", "BANKS", "Spu", "reg_addr", "comp_addr",
-           "result_addr", "mode_word"]
-
-#: Copies of each bank-select register (the read bank, the bank of the operation in F, the
-#: bank of a fold step): copy ``g`` selects bits ``[g * w, (g + 1) * w)`` (``w = 256 /
-#: SELECT_COPIES``) of every 256-bit bank multiplexer it drives, so that no flip-flop drives
-#: more than a few dozen multiplexer inputs (docs/spu.md §7, "Timing").
-SELECT_COPIES = 16
-#: Copies of the column of the operation in F; copy ``g`` drives the scalar multiplexer of
-#: bit slice ``g`` of the 16-bit outer-product scalar.
-COL_COPIES = 8
-
+           "result_addr", "mode_word", "SELECT_COPIES", "COL_COPIES"]
 
 #: Operand registers that attend mode does not read; they hold the bank's attend partials
 #: (partial k in ``ATTEND_PARTIAL_REGS[k]``), so the partials cost no storage of their own.
 ATTEND_PARTIAL_REGS = (Reg.D, Reg.K, Reg.Q)
-
-
-def _tag_layout() -> data.StructLayout:
-    # fold: an attend fold step (partial ``col`` added into partial 0) instead of a COMP.
-    return data.StructLayout({"valid": 1, "bank": 1, "col": range(COLUMNS), "fold": 1})
 
 
 class Spu(wiring.Component):
@@ -280,7 +270,7 @@ class Spu(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         sub = mx_subchunk_layout()
-        tag = _tag_layout()
+        tag = tag_layout
         lat_m, lat_a, lat_d = self._mul_outer.latency, self._add.latency, self._dot.latency
         fused = self._fused
         lat_x = self._fma.latency if fused else 0
@@ -316,20 +306,25 @@ class Spu(wiring.Component):
         sc = mode == int(Mode.SCORE)
         att = mode == int(Mode.ATTEND)
 
-        # ---- pipeline tags (valid, bank, column) beside the units -------------------------
-        f_tag = Signal(tag)
-        f_data = Signal(COLUMN_BITS)
+        # ---- stage registers (hw/spu_stages.py): the tag of each operation beside the units,
+        # the data the next stage reads, the copies of the bank and column selects ----------
+        f_stage = Signal(fetch_stage_layout)
+        m_stages = [Signal(mul_stage_layout, name=f"m_stage{i}") for i in range(lat_m)]
+        a_stages = [Signal(add_stage_layout, name=f"a_stage{i}") for i in range(lat_a)]
+        d_stages = [Signal(dot_stage_layout, name=f"d_stage{i}") for i in range(lat_d)]
+        x_stages = [Signal(fma_stage_layout, name=f"x_stage{i}") for i in range(lat_x)]
+        w_stage = Signal(writeback_stage_layout)
+        f_tag, f_data = f_stage.tag, f_stage.data
         # copies of f_tag.bank and f_tag.col (the same values; f_tag's own fields drive the
         # control logic and the pipeline tags)
-        f_banks = [Signal(name=f"f_bank_c{g}") for g in range(SELECT_COPIES)]
-        f_cols = [Signal(range(COLUMNS), name=f"f_col_c{g}") for g in range(COL_COPIES)]
-        mul_tags = [Signal(tag, name=f"m_tag{i}") for i in range(lat_m)]
-        add_tags = [Signal(tag, name=f"a_tag{i}") for i in range(lat_a)]
-        dot_tags = [Signal(tag, name=f"d_tag{i}") for i in range(lat_d)]
-        # fused: the state update's own tags beside the fused unit (M and A serve attend only)
-        fma_tags = [Signal(tag, name=f"x_tag{i}") for i in range(lat_x)]
-        w_tag = Signal(tag)
-        w_data = Signal(COLUMN_BITS)
+        f_banks = [f_stage.bank_c[g] for g in range(SELECT_COPIES)]
+        f_cols = [f_stage.col_c[g] for g in range(COL_COPIES)]
+        mul_tags = [s.tag for s in m_stages]
+        add_tags = [s.tag for s in a_stages]
+        dot_tags = [s.tag for s in d_stages]
+        # fused: the state update's own stages beside the fused unit (M and A serve attend only)
+        fma_tags = [s.tag for s in x_stages]
+        w_tag, w_data = w_stage.tag, w_stage.data
         m_out, a_out, d_out = mul_tags[-1], add_tags[-1], dot_tags[-1]
         all_tags = [f_tag, *mul_tags, *add_tags, *fma_tags, *dot_tags] + (
             [w_tag] if self.writeback_stage else [])
@@ -453,8 +448,7 @@ class Spu(wiring.Component):
             ]
         # copies of the bank of each multiplier stage's tag (the last select the partial that
         # the adder reads, slice by slice)
-        m_banks = [[Signal(name=f"m_bank{i}_c{g}") for g in range(SELECT_COPIES)]
-                   for i in range(lat_m)]
+        m_banks = [[s.bank_c[g] for g in range(SELECT_COPIES)] for s in m_stages]
         with m.If(adv):
             m.d.sync += [c.eq(p) for c, p in zip(m_banks[0], f_banks)]
             m.d.sync += [c.eq(p) for i in range(1, lat_m) for c, p in zip(m_banks[i],

@@ -18,13 +18,17 @@ import json
 import re
 from pathlib import Path
 
+from hw.spu_stages import stage_field
+
 __all__ = ["TOP_FF_CLASSES", "category", "unit_breakdown"]
 
 #: Classes of the top module's flip-flops by signal name (first match wins).
 TOP_FF_CLASSES = (
     ("operand registers", re.compile(r"^(reg_|opnd)")),
     ("result registers", re.compile(r"^(acc\d|results|r_acc|o_rdata)")),
-    ("pipeline registers", re.compile(r"(_tag|f_data|w_data|wdata|^i_a$|^s\d)")),
+    # (the SPU's stage registers are layouts, hw/spu_stages.py: their tag and data fields)
+    ("pipeline registers", re.compile(r"(_tag|f_data|w_data|wdata|^i_a$|^s\d|"
+                                      r"_stage\d*\.(tag|data)\b)")),
 )
 
 
@@ -63,7 +67,7 @@ def _own_cells(mod: dict, lib) -> tuple[int, float, float]:
 
 
 _INST = re.compile(r"^\s*(\\?\S+)\s+(\\?\S+)\s*\((.*?)\);", re.S | re.M)
-_Q = re.compile(r"\.Q\(\s*(\\?[^\s\[\)]+)")
+_Q = re.compile(r"\.Q\(\s*(\\?[^\s\[\)]+)\s*(?:\[(\d+)\])?")
 
 
 def _top_ffs(mapped_v: Path, top: str, lib) -> dict[str, tuple[int, float]]:
@@ -79,6 +83,10 @@ def _top_ffs(mapped_v: Path, top: str, lib) -> dict[str, tuple[int, float]]:
             continue
         q = _Q.search(inst.group(3))
         name = q.group(1).lstrip("\\") if q else ""
+        # a bit of one of the SPU's stage registers (one layout each): named by its field
+        field = stage_field(name, int(q.group(2) or 0)) if q else None
+        if field is not None:
+            name = f"{name}.{field}"
         cls = next((c for c, rx in TOP_FF_CLASSES if rx.search(name)), "control")
         slot = out.setdefault(cls, [0, 0.0])
         slot[0] += 1

@@ -147,3 +147,27 @@ def test_pipelined_without_alternation_collides():
 def test_mutants_fail(mutant):
     res, _ = run_bench(TimeMuxFp16(banks=1), vectors=32, seed=5, mutant=mutant)
     assert res["mismatches"] > 0
+
+
+def test_fp16_command_layouts_match_the_encoders():
+    """The units read ``i_addr`` through hw.pim_fp16_if.addr_layout; the encoders build it with
+    the same layout, at the documented bit positions (module docstring)."""
+    from amaranth.lib import data
+
+    from hw.pim_fp16_if import PimReg, addr_layout, comp_addr, reg_addr
+
+    for reg in PimReg:
+        for bank in (0, 1):
+            word = reg_addr(reg, bank)
+            assert word == int(reg) << 1 | bank
+            view = data.Const(addr_layout, word)
+            assert (view.reg.reg, view.reg.bank) == (int(reg), bank)
+    for col in (0, 17, 31):
+        assert comp_addr(col, 1) == col << 1 | 1
+        assert data.Const(addr_layout, comp_addr(col, 1)).comp.col == col
+    with pytest.raises(ValueError, match="col must be in 0..31, not 32"):
+        comp_addr(32)
+    with pytest.raises(ValueError, match="bank must be in 0..1, not 2"):
+        reg_addr(PimReg.D, 2)
+    with pytest.raises(ValueError, match="reg must be in 0..4, not 5"):
+        reg_addr(5)

@@ -297,3 +297,21 @@ def test_bench_mutant_fails():
     res = run_bench(1, vectors=16, seed=4, modes=("state_update",),
                     mutant="mac_single_rounding")
     assert res["mismatches"] > 0
+
+
+def test_address_layouts_decode_the_programs_encoders():
+    """hw.hbmpim_pcu reads ``i_addr`` and a CRF block through layouts; they decode what
+    quant.hbmpim_programs encodes."""
+    from amaranth.lib import data
+
+    from hw.hbmpim_pcu import addr_layout, crf_block_layout
+
+    for space in (Space.GRF_A, Space.GRF_B):
+        for idx in range(8):
+            view = data.Const(addr_layout, hp.reg_addr(space, idx))
+            assert (view.reg.space, view.reg.index) == (int(space), idx)
+    view = data.Const(addr_layout, 17 << 1 | 1)
+    assert (view.column.col, view.column.bank) == (17, 1)
+    words = [hp.encode(Instruction(Op.EXIT)), hp.encode(Instruction(Op.NOP, count=3))]
+    block = data.Const(crf_block_layout, words[0] | words[1] << hp.INSTR_BITS)
+    assert [block[0], block[1]] == words

@@ -42,3 +42,27 @@ def test_views_read_back_what_the_encoders_wrote():
 def test_bad_input_is_refused(call, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+def test_stage_layouts_and_their_fields():
+    """hw/spu_stages.py: every stage carries the tag; stage_field names the field of a bit of
+    a stage register (synth/breakdown.py classes the SPU's flip-flops by it)."""
+    from hw.spu_stages import (COL_COPIES, SELECT_COPIES, STAGE_REGISTERS, stage_field,
+                               tag_layout)
+    from synth.breakdown import TOP_FF_CLASSES
+
+    for layout in STAGE_REGISTERS.values():
+        assert layout["tag"].shape == tag_layout
+    f = STAGE_REGISTERS["f_stage"]
+    assert f.size == tag_layout.size + COLUMN_BITS + SELECT_COPIES + COL_COPIES * 5
+    assert [stage_field("f_stage", b) for b in (0, tag_layout.size, f.size - 1)] == \
+        ["tag", "data", "col_c"]
+    assert stage_field("m_stage2", tag_layout.size) == "bank_c"
+    assert stage_field("reg_d0", 3) is None
+    with pytest.raises(ValueError, match="outside f_stage"):
+        stage_field("f_stage", f.size)
+
+    def cls(name):
+        return next((c for c, rx in TOP_FF_CLASSES if rx.search(name)), "control")
+    assert cls("f_stage.data") == cls("m_stage1.tag") == "pipeline registers"
+    assert cls("f_stage.bank_c") == cls("m_stage0.bank_c") == "control"
