@@ -18,19 +18,20 @@ from sysmodel.measured import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
 from cosim.summary import read_summary
 
 
-def _run(mode: str, sim: str, vectors: int, **kwargs):
-    tb = TESTBENCHES[f"spu_{mode}"]
+def _run(mode: str, sim: str, vectors: int, *, bench: str = "spu", **kwargs):
+    """Run the testbench ``<bench>_<mode>`` (``spu`` or ``spu_fused``)."""
+    tb = TESTBENCHES[f"{bench}_{mode}"]
     return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors,
                      testcase=tb.testcase, **kwargs)
 
 
-def _check(result, mode: str, vectors: int):
+def _check(result, mode: str, vectors: int, *, bench: str = "spu"):
     assert result.passed and result.tests == 1
     assert result.mismatches == 0 and result.vectors == vectors
-    bench = result.benches[f"spu_{mode}"]
-    assert bench["collisions"] == 0 and bench["pending"] == 0
+    counters = result.benches[f"spu_{mode}"]
+    assert counters["collisions"] == 0 and counters["pending"] == 0
     record = read_summary(result.results_xml.parent / "summary.json")[
-        f"spu_{mode}_{result.sim}"]
+        f"{bench}_{mode}_{result.sim}"]
     assert record["vectors"] == vectors and record["mismatches"] == 0
 
 

@@ -15,28 +15,20 @@ import pytest
 
 from cosim.benches import TESTBENCHES
 from cosim.replay import Diverged, check_reference_mutant
-from cosim.runner import SIMULATORS, run_cosim, sim_root
-from cosim.summary import read_summary
+from cosim.runner import SIMULATORS, sim_root
 from hw.spu import Spu
 from sysmodel.measured import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing, spu_variant
+from tests import test_cosim_spu as spu_tests
 
 VARIANT = spu_variant(fused=True)
 
 
 def _run(mode: str, sim: str, vectors: int, **kwargs):
-    tb = TESTBENCHES[f"spu_fused_{mode}"]
-    return run_cosim(tb.unit, tb.module, name=tb.name, sim=sim, vectors=vectors,
-                     testcase=tb.testcase, **kwargs)
+    return spu_tests._run(mode, sim, vectors, bench="spu_fused", **kwargs)
 
 
 def _check(result, mode: str, vectors: int):
-    assert result.passed and result.tests == 1
-    assert result.mismatches == 0 and result.vectors == vectors
-    bench = result.benches[f"spu_{mode}"]
-    assert bench["collisions"] == 0 and bench["pending"] == 0
-    record = read_summary(result.results_xml.parent / "summary.json")[
-        f"spu_fused_{mode}_{result.sim}"]
-    assert record["vectors"] == vectors and record["mismatches"] == 0
+    spu_tests._check(result, mode, vectors, bench="spu_fused")
 
 
 def _check_timing(mode: str, vectors: int):
