@@ -14,7 +14,7 @@ import pytest
 from cosim.benches import TESTBENCHES
 from cosim.replay import Diverged, check_reference_mutant
 from cosim.runner import SIMULATORS, run_cosim, sim_root
-from sysmodel.measured import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing
+from sysmodel.measured import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing, spu_variant
 from cosim.summary import read_summary
 
 
@@ -35,10 +35,18 @@ def _check(result, mode: str, vectors: int, *, bench: str = "spu"):
     assert record["vectors"] == vectors and record["mismatches"] == 0
 
 
-def _check_timing(mode: str, vectors: int):
-    """The run just written to the run's spu_timing.yaml agrees with the committed copy."""
-    fresh = read_timing(sim_root() / "spu_timing.yaml")[mode]
-    committed = read_timing(COMMITTED_TIMING)[mode]
+#: The measured timing entry of each SPU bench (``None``: the top-level SPU modes).
+TIMING_ENTRY = {"spu": None, "spu_fused": spu_variant(fused=True)}
+
+
+def _check_timing(mode: str, vectors: int, *, bench: str = "spu"):
+    """The run just written to the run's spu_timing.yaml agrees with the committed copy (for
+    ``spu_fused``: under the fused variant's mapping)."""
+    fresh, committed = (read_timing(path) for path in (sim_root() / "spu_timing.yaml",
+                                                        COMMITTED_TIMING))
+    if TIMING_ENTRY[bench] is not None:
+        fresh, committed = fresh[TIMING_ENTRY[bench]], committed[TIMING_ENTRY[bench]]
+    fresh, committed = fresh[mode], committed[mode]
     extra = {"provenance"} | ({"writeback_delay"} if mode == "state_update" else set())
     assert set(committed) == set(TIMING_KEYS) | extra
     for key in TIMING_KEYS:
@@ -46,6 +54,8 @@ def _check_timing(mode: str, vectors: int):
             assert fresh[key] == vectors and committed[key] > 0
         else:
             assert fresh[key] == committed[key], (mode, key, fresh[key], committed[key])
+    if mode == "state_update":
+        assert fresh["writeback_delay"] == committed["writeback_delay"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -84,18 +94,19 @@ def test_cosim_even_distance_collides():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("bench", TIMING_ENTRY)
 @pytest.mark.parametrize("sim", SIMULATORS)
 @pytest.mark.parametrize("mode", MODES)
-def test_cosim_spu_long(mode, sim):
+def test_cosim_spu_long(mode, sim, bench):
     vectors = 2048 if sim == "verilator" else 1024
-    result = _run(mode, sim, vectors)
-    _check(result, mode, vectors)
-    _check_timing(mode, vectors)
+    result = _run(mode, sim, vectors, bench=bench)
+    _check(result, mode, vectors, bench=bench)
+    _check_timing(mode, vectors, bench=bench)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode, mutant", [(m, x) for m in MODES
-                                          for x in TESTBENCHES[f"spu_{m}"].mutants])
-def test_cosim_spu_mutants(mode, mutant):
-    result = _run(mode, "icarus", 256, mutant=mutant, check=False)
+@pytest.mark.parametrize("bench, mode, mutant", [
+    (b, m, x) for b in TIMING_ENTRY for m in MODES for x in TESTBENCHES[f"{b}_{m}"].mutants])
+def test_cosim_spu_mutants(bench, mode, mutant):
+    result = _run(mode, "icarus", 256, bench=bench, mutant=mutant, check=False)
     assert not result.passed and result.mismatches > 0

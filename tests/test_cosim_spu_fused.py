@@ -5,19 +5,18 @@ Default (``make test``): the state update on Icarus with 256 COMPs (four row pai
 and a stochastic chunk-group pair), its timing compared with the committed
 ``sysmodel/measured/spu_timing.yaml`` (mapping ``spu_mx8_fused``), and the recorded run
 replayed with the reference mutants: ``unfused`` (the three roundings of the unfused SPU) and
-``nearest_only`` must disagree, ``swap_banks`` changes the stimulus. ``@pytest.mark.slow``:
-every mode on both simulators and the mutants simulated. Any ``COCOTB_RANDOM_SEED`` must pass.
+``nearest_only`` must disagree, ``swap_banks`` changes the stimulus. Every mode on both
+simulators and the simulated mutants are tests/test_cosim_spu.py's slow tests (``bench``
+``spu_fused``). Any ``COCOTB_RANDOM_SEED`` must pass.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from cosim.benches import TESTBENCHES
 from cosim.replay import Diverged, check_reference_mutant
-from cosim.runner import SIMULATORS, sim_root
 from hw.spu import Spu
-from sysmodel.measured import COMMITTED_TIMING, MODES, TIMING_KEYS, read_timing, spu_variant
+from sysmodel.measured import COMMITTED_TIMING, MODES, read_timing, spu_variant
 from tests import test_cosim_spu as spu_tests
 
 VARIANT = spu_variant(fused=True)
@@ -32,17 +31,7 @@ def _check(result, mode: str, vectors: int):
 
 
 def _check_timing(mode: str, vectors: int):
-    """The run's measurement (under the fused variant's mapping) agrees with the committed
-    one."""
-    fresh = read_timing(sim_root() / "spu_timing.yaml")[VARIANT][mode]
-    committed = read_timing(COMMITTED_TIMING)[VARIANT][mode]
-    for key in TIMING_KEYS:
-        if key == "vectors_checked":
-            assert fresh[key] == vectors and committed[key] > 0
-        else:
-            assert fresh[key] == committed[key], (mode, key, fresh[key], committed[key])
-    if mode == "state_update":
-        assert fresh["writeback_delay"] == committed["writeback_delay"]
+    spu_tests._check_timing(mode, vectors, bench="spu_fused")
 
 
 def test_cosim_spu_fused_state_update_icarus():
@@ -74,19 +63,5 @@ def test_committed_fused_timing_follows_the_rtl():
         assert fused[mode]["pipeline_depth"] == data[mode]["pipeline_depth"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("mode", MODES)
-def test_cosim_spu_fused_long(mode, sim):
-    vectors = 2048 if sim == "verilator" else 1024
-    result = _run(mode, sim, vectors)
-    _check(result, mode, vectors)
-    _check_timing(mode, vectors)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode, mutant", [(m, x) for m in MODES
-                                          for x in TESTBENCHES[f"spu_fused_{m}"].mutants])
-def test_cosim_spu_fused_mutants(mode, mutant):
-    result = _run(mode, "icarus", 256, mutant=mutant, check=False)
-    assert not result.passed and result.mismatches > 0
+# The longer runs on both simulators and the simulated mutants of the fused SPU are
+# tests/test_cosim_spu.py's slow tests (parametrized by bench).
