@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAIL build {b['unit']} on {b['sim']}: {b['error']}", flush=True)
                 failures.append(f"build {b['unit']}_{b['sim']}")
         runs += ex.map(run_job, [j for j in jobs if j.get("bulk")])
-        build_wall = time.perf_counter() - t0
+        units_wall = time.perf_counter() - t0
         offline = [(f"{r['name']}_{r['sim']}", r["trace"], m)
                    for r in runs if r["expect_pass"] and r.get("trace")
                    for m in TESTBENCHES[r["tb"]].mutants if TESTBENCHES[r["tb"]].offline]
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         if not c["ok"]:
             failures.append(f"{c['run']}:{c['mutant']}")
     total = time.perf_counter() - t0
-    _write_bench(args, sims, seed, built, runs, checks, build_wall, total)
+    _write_bench(args, sims, seed, built, runs, checks, units_wall, total)
     print(f"cosim: {len(runs)} simulations, {len(checks)} offline mutant checks, "
           f"{total:.1f} s wall ({args.executor}, {getattr(ex, 'jobs', '?')} jobs)")
     write_report(read_summary(sim_root() / "summary.json"), sim_root())
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write_bench(args, sims, seed, built, runs, checks, build_wall, total) -> None:
+def _write_bench(args, sims, seed, built, runs, checks, units_wall, total) -> None:
     """``build/bench/cosim.json``: the figures of this run, for the lead to re-measure."""
     from executor import default_jobs
 
@@ -288,7 +288,7 @@ def _write_bench(args, sims, seed, built, runs, checks, build_wall, total) -> No
         "host": platform.node(), "total_wall_s": round(total, 2),
         # builds and their runs share the workers: the time until every unit was built and
         # simulated (the offline mutant checks and the simulated mutants follow)
-        "build_and_run_wall_s": round(build_wall, 2),
+        "build_and_run_wall_s": round(units_wall, 2),
         "builds": {f"{b['unit']}_{b['sim']}": b.get("build_s") for b in built},
         "benches": benches,
         "simulated_mutants": {f"{r['name']}_{r['sim']}:{r.get('mutant') or 'rtl'}":

@@ -348,6 +348,13 @@ def unit_key(verilog: str, lib: Liberty, cfg: SynthConfig, yosys: tuple[list[str
     return hashlib.sha256(key_src.encode()).hexdigest()
 
 
+def stored_result(fields: dict, unit: str) -> UnitResult:
+    """A stored result (build cache or committed record) as a :class:`UnitResult`; the chart
+    category of each part is a naming rule, not a synthesis result, so it is re-derived."""
+    return UnitResult(**{**fields, "breakdown": tuple(
+        {**b, "category": category(b["part"], unit)} for b in fields.get("breakdown", ()))})
+
+
 def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir: Path,
                yosys: tuple[list[str], str], sta: str | None, *,
                abc_scripts: dict[str, str] | None = None,
@@ -371,11 +378,7 @@ def synth_unit(unit: str, verilog: str, lib: Liberty, cfg: SynthConfig, workdir:
             used = stored.get("result", {}).get("abc_script", "main")
             if (stored.get("key") == key and used in scripts
                     and stored.get("abc_script_text", scripts[used]) == scripts[used]):
-                res = dict(stored["result"])
-                # the chart category is a naming rule, not a synthesis result: re-derive it
-                res["breakdown"] = tuple({**b, "category": category(b["part"], unit)}
-                                         for b in res.get("breakdown", ()))
-                return UnitResult(**res), True
+                return stored_result(stored["result"], unit), True
         except (ValueError, TypeError, AttributeError) as exc:
             log(f"{unit}: cached result.json unreadable ({type(exc).__name__}); synthesizing")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -459,9 +462,7 @@ def synth_job(job: tuple) -> tuple[UnitSpec, UnitResult]:
             stored = measured.matching_result(spec.unit, key, ABC_SCRIPTS)
         if stored is not None and mode == "use":
             fields, prov = stored
-            res = UnitResult(**{**fields, "breakdown": tuple(
-                {**b, "category": category(b["part"], spec.unit)}
-                for b in fields.get("breakdown", ()))})
+            res = stored_result(fields, spec.unit)
             res = replace(res, note="; ".join(n for n in (res.note, MEASURED_NOTE) if n))
             log(f"{spec.unit}: {res.cells} cells, {res.area_um2:.0f} um2 (committed measurement "
                 f"of {prov.get('date', '?')}, {prov.get('git_revision', '?')})")

@@ -82,12 +82,11 @@ def write_record(unit: str, key: str, abc_script_text: str, result: dict, *,
                  tools: dict, git_revision: str, folder: Path | None = None) -> Path:
     """Write the record of ``unit`` atomically. ``tools``: the versions and files the run
     used (Yosys, OpenSTA, Liberty name and SHA-256, ...), kept as provenance."""
-    verilog_note = tools.get("verilog_sha256")
+    if not tools.get("verilog_sha256"):
+        raise ValueError("tools must carry the Verilog's verilog_sha256")
     prov = {**tools, "git_revision": git_revision,
             "date": datetime.datetime.now(datetime.timezone.utc).replace(
                 microsecond=0).isoformat()}
-    if verilog_note is None:
-        raise ValueError("tools must carry the Verilog's verilog_sha256")
     data = {"unit": unit, "key": key, "abc_script_text": abc_script_text, "result": result,
             "provenance": prov}
     path = record_path(unit, folder)
