@@ -92,15 +92,17 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
                 mutants=("mac_single_rounding",))
       for u in ("hbmpim_pcu", "hbmpim_pcu_perbank")),
     # SPE datapath slices by number format (hw/spe_float.py, hw/spe_int8.py, hw/spe_mx8.py);
-    # vectors = operations; mutants: cosim.spe_bench.MUTANTS.
-    *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=1000,
+    # vectors = operations; mutants: cosim.spe_bench.MUTANTS. Icarus runs them at 0.1-0.7 k
+    # cycles/s: a smoke count that spans the MX8 class enumeration (284 operations) and a
+    # second batch (restart_lfsr differs from it on).
+    *(Testbench(f"spe_{f}{sr}", unit=f"spe_{f}{sr}", module="cosim.tb_spe", vectors=400,
                 verilator_vectors=100_000, long_vectors=400_000, bulk=True,
                 mutants=("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
       for f in SPE_FORMATS for sr in ("", "_sr")),
     # The fused MX8 slice (SpeMx8(fused=True), one rounding); mutant `unfused`: the reference
     # rounds the products and the sum separately.
     *(Testbench(f"spe_mx8_fused{sr}", unit=f"spe_mx8_fused{sr}", module="cosim.tb_spe",
-                vectors=1000, verilator_vectors=100_000, long_vectors=400_000,
+                vectors=400, verilator_vectors=100_000, long_vectors=400_000,
                 mutants=(("no_outer", "nearest_only", "restart_lfsr") if sr else ("no_outer",))
                 + ("unfused",))
       for sr in ("", "_sr")),

@@ -14,8 +14,9 @@ Reference mutants (:data:`cosim.mx_vectors.Expect.MUTANTS`: a wrong way of calli
 model; ``mx_dot`` has only ``drop_mu_a``) are planned with the same stimulus and checked
 offline against a golden run's recorded responses (:func:`cosim.stream.check_mutant`).
 
-Knobs (through :func:`cosim.tb.run_stream`): ``COSIM_VECTORS`` (default
-:data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``COSIM_MUTANT``, ``COCOTB_RANDOM_SEED``.
+Knobs (read by :func:`cosim.runner.run_cosim`, which plans before the simulator starts):
+``COSIM_VECTORS`` (default :data:`DEFAULT_VECTORS`), ``COSIM_IDLE``, ``COSIM_MUTANT``,
+``COCOTB_RANDOM_SEED``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from cosim.mx_vectors import Expect, make_batch, scalar_words, subchunk_words
 from cosim.coverage import Coverage, label_batch
 from cosim.stream import StreamPlan, gaps, junk_pool, port_widths
 
-# The simulator runs in the same process: torch's worker threads would only fight it for the
-# cores (a 4096-vector batch takes ~50 ms on one thread and >1 s on two contended ones).
+# Planned in a pool worker beside another one (python -m cosim) or a simulator: torch's
+# worker threads would only fight them for the cores (a 4096-vector batch takes ~50 ms on
+# one thread and >1 s on two contended ones).
 torch.set_num_threads(1)
 
-__all__ = ["BATCH", "DEFAULT_VECTORS", "directed_length", "PLANNER", "mutants", "plan"]
+__all__ = ["BATCH", "DEFAULT_VECTORS", "directed_length", "mutants", "plan"]
 
 DEFAULT_VECTORS = 3000
 #: Operations per golden-model call.
@@ -48,8 +50,6 @@ def directed_length(kind: str) -> int:
     return len(enumerate_batch(kind))
 
 
-#: The planner's name for :func:`cosim.tb.run_stream` and the traces.
-PLANNER = "cosim.mx_bench:plan"
 
 
 def mutants(kind: str) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -209,6 +210,10 @@ def _tool_env(sim: str) -> dict[str, str]:
         ccache = shutil.which("ccache")
         if ccache and "OBJCACHE" not in os.environ:
             env["OBJCACHE"] = ccache  # Verilator's makefiles prefix the compiler with it
+            # paths under the checkout (the include folders of a virtual environment in it)
+            # hash as relative ones: a fresh clone elsewhere hits the same cache entries
+            env.setdefault("CCACHE_BASEDIR", os.environ.get("CCACHE_BASEDIR") or
+                           str(REPO_ROOT))
         return env
     which("iverilog")
     which("vvp")
@@ -230,6 +235,16 @@ def _ports(verilog: str, top: str) -> list[str]:
     return [p.strip() for p in m.group(1).split(",") if p.strip()]
 
 
+def _relative(arg: str, build_dir: Path) -> str:
+    """A Verilator argument that is a file of this checkout, relative to the build folder
+    (where Verilator runs): the generated C++ names its source file in error messages, so an
+    absolute path would make every clone's C++ differ and miss ``ccache``."""
+    path = Path(arg)
+    if not path.is_absolute() or not path.is_file() or REPO_ROOT not in path.parents:
+        return arg
+    return os.path.relpath(path, build_dir)
+
+
 def _get_runner(sim: str):
     from cocotb_tools.runner import Verilator, get_runner
 
@@ -243,7 +258,8 @@ def _get_runner(sim: str):
 
         def _build_command(self):
             cmds = super()._build_command()
-            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            cmds[0] = [_relative(a, Path(self.build_dir)) for a in cmds[0]
+                       if a != "--public-flat-rw"]
             return cmds
 
     return PortsOnlyVerilator()
@@ -460,6 +476,27 @@ def run_cosim(
     _log.info("cosim %s: unit %s on %s, seed %d%s", name, unit, sim, seed,
               f", MUTANT {mutant}" if mutant else "")
     t0 = time.perf_counter()
+    # a stream bench (its module names a PLANNER) is planned here, where the golden model is
+    # already loaded: the simulator process only plays and records the plan
+    planner_name = getattr(importlib.import_module(test_module), "PLANNER", None)
+    plan_s = 0.0
+    if planner_name is not None:
+        from .stream import default_vectors, idle_knob, make_plan, plan_seed, save_plan
+
+        n = vectors if vectors is not None else (
+            check_vectors(os.environ["COSIM_VECTORS"].strip())
+            if os.environ.get("COSIM_VECTORS", "").strip() else default_vectors(planner_name))
+        plan_file = run_dir / "plan.npz"
+        plan_file.unlink(missing_ok=True)
+        try:
+            plan, meta = make_plan(planner_name, unit, n, plan_seed(seed, test_module),
+                                   idle=idle_knob(), mutant=mutant)
+        except ValueError as exc:  # a bad knob or mutant name: one line, as from the bench
+            raise CosimFailure(f"cosim {name} on {sim}: {exc}") from None
+        save_plan(plan_file, plan, meta)
+        env["COSIM_PLAN_FILE"] = str(plan_file)
+        plan_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
     crash = None
     with _environment(env):
         try:

@@ -35,9 +35,9 @@ from .coverage import Coverage, enumerate_update, label_update
 from .spe_vectors import make_ops
 from .stream import StreamPlan, gaps, junk_pool, port_widths
 
-torch.set_num_threads(1)  # the simulator runs in this process
+torch.set_num_threads(1)  # planned beside other workers or a simulator (see mx_bench)
 
-__all__ = ["DEFAULT_VECTORS", "BATCH", "MUTANTS", "PLANNER", "Model", "mutants", "plan"]
+__all__ = ["DEFAULT_VECTORS", "BATCH", "MUTANTS", "Model", "mutants", "plan"]
 
 DEFAULT_VECTORS = 1000
 #: Operations per golden-model call.
@@ -45,8 +45,6 @@ BATCH = 1024
 #: Length of the first batch.
 FIRST = 100
 MUTANTS = ("no_outer", "nearest_only", "restart_lfsr", "unfused")
-#: The planner's name for :func:`cosim.tb.run_stream` and the traces.
-PLANNER = "cosim.spe_bench:plan"
 
 
 class Model:

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+import os
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Mismatch", "StreamPlan", "check_mutant", "compare", "gaps", "junk_pool",
-           "load_trace", "load_unit", "planner", "port_widths", "save_trace",
+__all__ = ["Mismatch", "StreamPlan", "check_mutant", "compare", "default_vectors", "gaps",
+           "idle_knob", "junk_pool", "load_plan", "load_trace", "load_unit", "make_plan",
+           "plan_seed", "planner", "port_widths", "save_plan", "save_trace",
            "stimulus_digest"]
 
 #: Junk words per idle data port (drawn once; idle cycles pick from them).
@@ -205,6 +210,72 @@ def load_trace(path: str | Path) -> tuple[dict[str, Any], dict[str, list[int]]]:
         meta = ast.literal_eval(str(z["meta"]))
         responses = {k[4:]: _from_bytes(z[k]) for k in z.files if k.startswith("out_")}
     return meta, responses
+
+
+def plan_seed(seed: int, test_module: str) -> int:
+    """The seed of a stream plan, from a run's seed (``COCOTB_RANDOM_SEED``) and the bench's
+    test module: deterministic, so a run replays from its logged seed."""
+    return random.Random(f"{test_module}:{int(seed)}").getrandbits(63)
+
+
+def idle_knob() -> float:
+    """``COSIM_IDLE`` (probability of an idle cycle), 0.25 when unset or empty."""
+    raw = os.environ.get("COSIM_IDLE", "").strip()
+    if not raw:
+        return 0.25
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"COSIM_IDLE={raw!r}: not a number (allowed: 0 <= p < 1)") from None
+
+
+def default_vectors(planner_name: str) -> int:
+    """The ``DEFAULT_VECTORS`` of the planner's module."""
+    return int(importlib.import_module(planner_name.partition(":")[0]).DEFAULT_VECTORS)
+
+
+def make_plan(planner_name: str, unit: str, vectors: int, seed: int, *, idle: float,
+              mutant: str | None = None) -> tuple[StreamPlan, dict[str, Any]]:
+    """The plan of ``vectors`` operations of the registered unit ``unit`` by the planner
+    ``"module:function"``, with what the simulator side and the trace need (``meta``)."""
+    t0 = time.perf_counter()
+    plan = planner(planner_name)(load_unit(unit), vectors, seed, idle=idle, mutant=mutant)
+    plan.info["plan_s"] = round(time.perf_counter() - t0, 3)  # stimulus + golden model
+    meta = {"planner": planner_name, "unit": unit, "vectors": vectors, "seed": seed,
+            "idle": idle, "mutant": mutant or ""}
+    return plan, meta
+
+
+def save_plan(path: str | Path, plan: StreamPlan, meta: Mapping[str, Any]) -> None:
+    """Write ``plan`` and its ``meta`` for the simulator side (:func:`load_plan`), which
+    then needs neither the golden model nor torch."""
+    arrays = {f"in_{p}": _to_bytes(w, plan.widths[p]) for p, w in plan.inputs.items()}
+    arrays |= {f"out_{p}": _to_bytes(w, plan.widths[p]) for p, w in plan.outputs.items()}
+    arrays |= {f"junk_{p}": _to_bytes(w, plan.widths[p]) for p, w in plan.junk.items()}
+    head = {"meta": dict(meta), "widths": plan.widths, "latency": plan.latency,
+            "info": plan.info, "inputs": list(plan.inputs), "outputs": list(plan.outputs)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, head=np.array(json.dumps(head)), gaps=plan.gaps, junk_pick=plan.junk_pick,
+             **arrays)
+    tmp.replace(path)
+
+
+def load_plan(path: str | Path) -> tuple[StreamPlan, dict[str, Any]]:
+    """``(plan, meta)`` as :func:`save_plan` wrote them."""
+    with np.load(path, allow_pickle=False) as z:
+        head = json.loads(str(z["head"]))
+        words = {k: _from_bytes(z[k]) for k in z.files if k.startswith(("in_", "out_",
+                                                                           "junk_"))}
+        plan = StreamPlan(
+            inputs={p: words[f"in_{p}"] for p in head["inputs"]},
+            outputs={p: words[f"out_{p}"] for p in head["outputs"]},
+            widths=head["widths"], latency=int(head["latency"]),
+            gaps=z["gaps"].astype(np.int64), junk={p: words[f"junk_{p}"] for p in
+                                                   head["inputs"] if f"junk_{p}" in words},
+            junk_pick=z["junk_pick"].astype(np.int64), info=head["info"])
+    return plan, head["meta"]
 
 
 def planner(name: str) -> Callable[..., StreamPlan]:

@@ -5,9 +5,10 @@ builds and launches the simulator is :mod:`cosim.runner`.
 
 The model of a streaming unit under test: an input operation is accepted on every rising edge
 where ``i_valid`` is high; after the unit's latency the matching output is presented with
-``o_valid`` high, in order. Its bench is data (:mod:`cosim.stream`): a plan computed before
-the first cycle, played by :func:`play_stream` with one trigger per cycle, the responses
-recorded and compared in bulk at the end (every bit and every output's cycle).
+``o_valid`` high, in order. Its bench is data (:mod:`cosim.stream`): a plan computed by the
+runner before the simulator starts (``COSIM_PLAN_FILE``), played by :func:`play_stream` with
+one trigger per cycle, the responses recorded and compared in bulk at the end (every bit and
+every output's cycle).
 
 Timing convention (the same on Icarus and Verilator): inputs are written at the falling edge
 after a rising edge *n*, so the unit samples them at edge *n+1*; outputs are read at the
@@ -18,7 +19,9 @@ Knobs (environment variables, with defaults): ``COSIM_VECTORS`` (number of opera
 integer >= 1, default given by the testbench), ``COSIM_IDLE`` (probability of an idle cycle,
 0.25), ``COSIM_MUTANT`` (name of a deliberately broken reference model, "" for the golden
 one), ``COSIM_RESULT_FILE`` (where a bench writes its counters as JSON; set by the runner),
-``COSIM_TRACE_FILE`` (where a passing run records its responses; set by the runner).
+``COSIM_TRACE_FILE`` (where a passing run records its responses; set by the runner),
+``COSIM_PLAN_FILE`` (a stream bench's plan; set by the runner, which reads ``COSIM_VECTORS``,
+``COSIM_IDLE`` and ``COSIM_MUTANT`` for it).
 ``COCOTB_RANDOM_SEED`` is cocotb's: every test builds its own
 ``random.Random(cocotb.RANDOM_SEED)`` with :func:`make_rng` and logs it.
 """
@@ -239,29 +242,31 @@ def _word(s: str) -> int | str:
         return s
 
 
-async def run_stream(dut: SimHandleBase, planner: str, *, default_vectors: int,
-                     name: str | None = None) -> dict:
-    """The whole streaming testbench of ``dut``: the knobs, the plan from the planner
-    ``"module:function"`` (see :mod:`cosim.stream`), the golden or ``COSIM_MUTANT`` model,
-    then :func:`play_stream`."""
-    from .stream import planner as get_planner
+async def run_stream(dut: SimHandleBase, *, name: str | None = None) -> dict:
+    """The whole streaming testbench of ``dut``: the plan that :func:`cosim.runner.run_cosim`
+    computed before starting the simulator (``COSIM_PLAN_FILE``: stimulus and expectations of
+    the golden or ``COSIM_MUTANT`` model, :func:`cosim.stream.make_plan`), played by
+    :func:`play_stream`. This process needs neither the golden model nor torch."""
+    from .stream import load_plan
 
     name = name or dut._name
     log = logging.getLogger(f"cosim.{name}")
-    unit = unit_of(dut)
-    vectors = env_int("COSIM_VECTORS", default_vectors)
-    idle = env_float("COSIM_IDLE", 0.25)
-    seed = make_rng(log).getrandbits(63)
-    mutant = os.environ.get("COSIM_MUTANT", "").strip() or None
-    if mutant:
-        log.warning("using MUTANT reference model %r: this run is expected to fail", mutant)
+    path = os.environ.get("COSIM_PLAN_FILE", "").strip()
+    if not path:
+        raise RuntimeError("COSIM_PLAN_FILE is not set: a stream bench plays the plan that "
+                           "cosim.runner.run_cosim computes (run it through run_cosim or "
+                           "python -m cosim)")
     t0 = time.perf_counter()
-    plan = get_planner(planner)(unit, vectors, seed, idle=idle, mutant=mutant)
-    plan.info["plan_s"] = round(time.perf_counter() - t0, 3)  # stimulus + golden model
-    log.info("%s: %d vectors, latency %d, plan in %.2f s; %s", name, vectors, plan.latency,
-             time.perf_counter() - t0, {k: v for k, v in plan.info.items() if k != "coverage"})
-    return await play_stream(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
-                             vectors=vectors, log=log)
+    plan, meta = load_plan(path)
+    if meta["mutant"]:
+        log.warning("using MUTANT reference model %r: this run is expected to fail",
+                    meta["mutant"])
+    log.info("%s: %d vectors, latency %d, plan seed %d (planned in %.2f s, loaded in %.2f s); "
+             "%s", name, plan.vectors, plan.latency, meta["seed"], plan.info.get("plan_s", 0),
+             time.perf_counter() - t0,
+             {k: v for k, v in plan.info.items() if k != "coverage"})
+    return await play_stream(dut, plan, name=name, planner=meta["planner"], seed=meta["seed"],
+                             idle=meta["idle"], vectors=meta["vectors"], log=log)
 
 
 def write_result(name: str, result: Mapping[str, Any]) -> None:

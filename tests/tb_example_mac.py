@@ -55,4 +55,4 @@ async def random_stream(dut):
     """Random operand stream with idle gaps; every output compared bit for bit."""
     from cosim.tb import run_stream
 
-    await run_stream(dut, PLANNER, default_vectors=DEFAULT_VECTORS)
+    await run_stream(dut)

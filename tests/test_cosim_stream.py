@@ -105,3 +105,59 @@ def test_cosim_cli_writes_the_benchmark(tmp_path, capsys):
     assert rec["vectors"] == 64 and rec["cycles"] == 64 and rec["passed"] is True
     assert rec["cycles_per_s"] > 0 and rec["sim_wall_s"] > 0
     assert data["seed"] == 7 and data["total_wall_s"] > 0 and data["jobs"] == 1
+
+
+def test_reference_mutants_use_one_trace_per_bench():
+    """The offline mutant checks of ``python -m cosim`` replay one golden run per testbench,
+    its shortest (the Icarus smoke run beside Verilator's full one); runs without a trace and
+    mutant runs are never chosen."""
+    from cosim.__main__ import _one_trace_per_bench
+
+    runs = [
+        {"tb": "mx_mul", "sim": "verilator", "vectors": 100_000, "expect_pass": True,
+         "trace": "v.npz"},
+        {"tb": "mx_mul", "sim": "icarus", "vectors": 3000, "expect_pass": True,
+         "trace": "i.npz"},
+        {"tb": "mx_mul", "sim": "icarus", "vectors": 10, "expect_pass": False,
+         "trace": "m.npz"},
+        {"tb": "spu_score", "sim": "icarus", "vectors": 512, "expect_pass": True,
+         "trace": None},
+        {"tb": "spu_score", "sim": "verilator", "vectors": 10_240, "expect_pass": True,
+         "trace": "s.pkl"},
+    ]
+    assert [r["trace"] for r in _one_trace_per_bench(runs)] == ["i.npz", "s.pkl"]
+
+
+def test_plan_file_round_trip(tmp_path):
+    """A plan written for the simulator side comes back word for word (the stimulus digest
+    too), with its meta; nothing of it needs torch to load."""
+    from cosim.stream import load_plan, save_plan
+
+    plan = _plan(n=40)
+    plan.info["coverage"] = {"class": 3}
+    meta = {"planner": "m:plan", "unit": "u", "vectors": 40, "seed": 5, "idle": 0.5,
+            "mutant": ""}
+    save_plan(tmp_path / "plan.npz", plan, meta)
+    back, meta2 = load_plan(tmp_path / "plan.npz")
+    assert meta2 == meta and back.info == plan.info and back.latency == plan.latency
+    assert back.inputs == plan.inputs and back.outputs == plan.outputs
+    assert back.junk == plan.junk and (back.gaps == plan.gaps).all()
+    assert stimulus_digest(back) == stimulus_digest(plan)
+
+
+def test_stream_simulator_runs_without_torch(tmp_path, monkeypatch):
+    """The runner plans a stream bench before it starts the simulator, so the simulator
+    process does not import torch: here a ``torch`` that refuses to import comes first on the
+    simulator's path, and the run still passes (every bit checked)."""
+    import sys
+
+    from cosim.runner import run_cosim
+
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text(
+        "raise ImportError('the simulator process imported torch')\n")
+    monkeypatch.setenv("COSIM_OUT", str(tmp_path / "sim"))
+    monkeypatch.setattr(sys, "path", [str(fake), *sys.path])
+    r = run_cosim("mx_mul", "cosim.tb_mx", sim="icarus", vectors=40, seed=3, record=False)
+    assert r.passed and r.vectors == 40 and r.mismatches == 0
