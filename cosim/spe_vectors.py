@@ -64,8 +64,12 @@ def _words(lanes: np.ndarray, width: int) -> list[int]:
 
 
 def _raw(gen: np.random.Generator, n: int, width: int) -> list[int]:
-    return [int.from_bytes(gen.bytes((width + 7) // 8), "little") & ((1 << width) - 1)
-            for _ in range(n)]
+    """``n`` random ``width``-bit words, from one draw."""
+    nbytes = (width + 7) // 8
+    buf = gen.bytes(n * nbytes)
+    mask = (1 << width) - 1
+    return [int.from_bytes(buf[i:i + nbytes], "little") & mask
+            for i in range(0, n * nbytes, nbytes)]
 
 
 def _values(gen, cls: np.ndarray, spread: float, wide: float):

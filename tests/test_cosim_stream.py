@@ -107,11 +107,12 @@ def test_cosim_cli_writes_the_benchmark(tmp_path, capsys):
     assert data["seed"] == 7 and data["total_wall_s"] > 0 and data["jobs"] == 1
 
 
-def test_reference_mutants_use_one_trace_per_bench():
-    """The offline mutant checks of ``python -m cosim`` replay one golden run per testbench,
-    its shortest (the Icarus smoke run beside Verilator's full one); runs without a trace and
-    mutant runs are never chosen."""
-    from cosim.__main__ import _one_trace_per_bench
+def test_reference_mutants_are_checked_shortest_trace_first(tmp_path):
+    """The offline mutant checks of ``python -m cosim`` take a testbench's golden traces
+    shortest first (the Icarus smoke run before Verilator's full one), never a mutant run's,
+    and go on to the next trace only while the mutant is not exposed."""
+    from cosim.__main__ import _traces_per_bench, offline_job
+    from cosim.stream import save_trace
 
     runs = [
         {"tb": "mx_mul", "sim": "verilator", "vectors": 100_000, "expect_pass": True,
@@ -125,7 +126,30 @@ def test_reference_mutants_use_one_trace_per_bench():
         {"tb": "spu_score", "sim": "verilator", "vectors": 10_240, "expect_pass": True,
          "trace": "s.pkl"},
     ]
-    assert [r["trace"] for r in _one_trace_per_bench(runs)] == ["i.npz", "s.pkl"]
+    per = _traces_per_bench(runs)
+    assert {tb: [r["trace"] for r in rs] for tb, rs in per.items()} == {
+        "mx_mul": ["i.npz", "v.npz"], "spu_score": ["s.pkl"]}
+
+    # the example MAC: a trace whose responses equal the golden expectations exposes no
+    # mutant; the next one (recorded from the real unit) does
+    import tests.example_mac  # noqa: F401  (registers the unit)
+    from cosim.stream import make_plan
+    from tests.tb_example_mac import MUTANTS
+
+    plan, meta = make_plan("tests.tb_example_mac:plan", "example_mac", 50, 9, idle=0.2)
+    golden = tmp_path / "golden.npz"
+    save_trace(golden, planner_name=meta["planner"], unit="example_mac", vectors=50, seed=9,
+               idle=0.2, plan=plan, received=plan.outputs)
+    mutant = MUTANTS[0]
+    mplan, _ = make_plan("tests.tb_example_mac:plan", "example_mac", 50, 9, idle=0.2,
+                         mutant=mutant)
+    fooled = tmp_path / "fooled.npz"  # responses that agree with the mutant
+    save_trace(fooled, planner_name=meta["planner"], unit="example_mac", vectors=50, seed=9,
+               idle=0.2, plan=plan, received=mplan.outputs)
+    caught = offline_job(([("a", str(fooled)), ("b", str(golden))], mutant))
+    assert caught["ok"] and caught["run"] == "b" and caught["mismatches"] > 0
+    missed = offline_job(([("a", str(fooled))], mutant))
+    assert not missed["ok"] and missed["mismatches"] == 0
 
 
 def test_plan_file_round_trip(tmp_path):
