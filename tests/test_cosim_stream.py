@@ -185,3 +185,13 @@ def test_stream_simulator_runs_without_torch(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", [str(fake), *sys.path])
     r = run_cosim("mx_mul", "cosim.tb_mx", sim="icarus", vectors=40, seed=3, record=False)
     assert r.passed and r.vectors == 40 and r.mismatches == 0
+
+
+def test_simulated_mutants_are_declared_mutants():
+    """A testbench's ``simulated`` mutants (those no recorded run can replay) must be among
+    its mutants: a typo is refused, not silently never run."""
+    from cosim.benches import TESTBENCHES, Testbench
+
+    with pytest.raises(ValueError, match="swap_bank"):
+        Testbench("t", unit="u", module="m", mutants=("swap_banks",), simulated=("swap_bank",))
+    assert TESTBENCHES["spu_score"].simulated == ("swap_banks",)
