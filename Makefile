@@ -51,9 +51,11 @@ bench: setup
 	$(VPY) -m quant.bench --out $(BUILD)/bench/quant.json
 	$(VPY) -m sysmodel.bench --out $(BUILD)/bench/sysmodel.json
 
-# bulk-mode co-simulation timings: fresh Verilator build + 1 M vectors per MX unit
+# bulk-mode co-simulation timings: fresh Verilator build + 1 M vectors per MX unit; and what
+# one simulated cycle costs a cocotb bench on Verilator (await, port writes and reads)
 bench-cosim: setup
 	$(VPY) -m cosim.bulk --out $(BUILD)/bench/cosim_bulk.json
+	$(VPY) -m cosim.probe --out $(BUILD)/bench/cosim_probe.json
 
 # every cocotb testbench on both simulators, mutants must fail, in parallel (--jobs: the core
 # count); -> build/sim/summary.json and the run's figures in build/bench/cosim.json

@@ -195,3 +195,18 @@ def test_simulated_mutants_are_declared_mutants():
     with pytest.raises(ValueError, match="swap_bank"):
         Testbench("t", unit="u", module="m", mutants=("swap_banks",), simulated=("swap_bank",))
     assert TESTBENCHES["spu_score"].simulated == ("swap_banks",)
+
+
+def test_cycle_cost_probe_writes_its_figures(tmp_path, monkeypatch):
+    """``python -m cosim.probe``: the cost of an await and of port writes and reads, per
+    simulator, in its JSON file; a repetition count of zero is refused."""
+    from cosim.probe import main
+
+    monkeypatch.setenv("COSIM_OUT", str(tmp_path / "sim"))
+    out = tmp_path / "probe.json"
+    assert main(["--sim", "icarus", "--repetitions", "100", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())["simulators"]["icarus"]
+    assert rec["repetitions"] == 100 and rec["width_i_a"] == 256
+    assert all(rec[f"us_{k}"] > 0 for k in ("await_falling_edge", "write_wide", "read_wide"))
+    with pytest.raises(SystemExit):
+        main(["--repetitions", "0", "--out", str(out)])
