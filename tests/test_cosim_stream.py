@@ -105,6 +105,7 @@ def test_cosim_cli_writes_the_benchmark(tmp_path, capsys):
     assert rec["vectors"] == 64 and rec["cycles"] == 64 and rec["passed"] is True
     assert rec["cycles_per_s"] > 0 and rec["sim_wall_s"] > 0
     assert data["seed"] == 7 and data["total_wall_s"] > 0 and data["jobs"] == 1
+    assert data["exports"]["lfsr_icarus"] >= 0 and "lfsr_icarus" in data["builds"]
 
 
 def test_reference_mutants_are_checked_shortest_trace_first(tmp_path):
