@@ -10,7 +10,9 @@ not change) to ``build/verilog/<unit>.v``, builds it with ``cocotb_tools.runner`
 ``build/sim-cache/<unit>_<sim>_<hash>/`` (named by a hash of the Verilog and the build
 options: a finished build is reused, a lock serialises parallel jobs that need the same one;
 Verilator gets a control file that makes only the ports public instead of cocotb's
-``--public-flat-rw``, and ``ccache`` through ``OBJCACHE`` when installed), runs the testbench
+``--public-flat-rw``, and ``ccache`` through ``OBJCACHE`` when installed), plans a stream
+bench (a module naming a ``PLANNER``: stimulus and expectations, :func:`cosim.stream.make_plan`,
+into ``plan.npz``, so the simulator needs neither torch nor the golden model), runs the testbench
 module inside the simulator in the run's own folder ``<out>/runs/<name>_<sim>/`` (log,
 counters, the trace of a passing stream bench), reads the JUnit XML ``<out>/<name>_<sim>.xml``
 and merges a record into ``<out>/summary.json``; ``<out>`` is ``build/sim`` or ``$COSIM_OUT``.
@@ -479,7 +481,6 @@ def run_cosim(
     # a stream bench (its module names a PLANNER) is planned here, where the golden model is
     # already loaded: the simulator process only plays and records the plan
     planner_name = getattr(importlib.import_module(test_module), "PLANNER", None)
-    plan_s = 0.0
     if planner_name is not None:
         from .stream import default_vectors, idle_knob, make_plan, plan_seed, save_plan
 
@@ -495,8 +496,7 @@ def run_cosim(
             raise CosimFailure(f"cosim {name} on {sim}: {exc}") from None
         save_plan(plan_file, plan, meta)
         env["COSIM_PLAN_FILE"] = str(plan_file)
-        plan_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # run_s: the simulator alone (the plan's time is plan_s)
     crash = None
     with _environment(env):
         try:
