@@ -407,7 +407,11 @@ class Spu(wiring.Component):
                 m.d.sync += bubble.eq(bubble - 1)
 
         # ---- M: decay d*S and outer product k*v_j (attend: V*score) ------------------------
-        v_view = data.View(sub, sel(opnd[Reg.V], f_banks))
+        # the V operand as one signal: viewed field by field below, an expression would be
+        # emitted again at every use (some 33,000 part-selects in the Verilog)
+        v_sel = Signal(len(opnd[Reg.V][0]), name="v_sel")
+        m.d.comb += v_sel.eq(sel(opnd[Reg.V], f_banks))
+        v_view = data.View(sub, v_sel)
         scalars = []
         for j in range(COLUMNS):
             g, i = v_view[j // GROUP], j % GROUP
