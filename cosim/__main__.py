@@ -17,6 +17,7 @@ Exit status 1 if any run went the wrong way, 2 on a bad option.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -49,8 +50,9 @@ def env_int(name: str, default: int) -> int:
 
 # ------------------------------------------------------------------------------ jobs (pure)
 
-def build_job(item: tuple[str, str]) -> dict:
-    """Build (or find cached) unit ``item[0]`` for simulator ``item[1]``."""
+def build_job(item: tuple[str, str], plain: bool = True) -> dict:
+    """Build (or find cached) unit ``item[0]`` for simulator ``item[1]``; with ``plain``
+    false only export it (its runs build their own toplevels, see :func:`_own_toplevel`)."""
     from .runner import CosimFailure, build_unit
 
     unit, sim = item
@@ -64,11 +66,24 @@ def build_job(item: tuple[str, str]) -> dict:
         t0 = time.perf_counter()
         export_cached(unit, BUILD_ROOT / "verilog")
         export_s = time.perf_counter() - t0
-        _, build_dir, build_s = build_unit(unit, sim)
+        build_dir, build_s = None, 0.0
+        if plain:
+            _, build_dir, build_s = build_unit(unit, sim)
     except CosimFailure as exc:
         return {"unit": unit, "sim": sim, "ok": False, "error": str(exc)}
     return {"unit": unit, "sim": sim, "ok": True, "build_s": round(build_s, 2),
-            "export_s": round(export_s, 2), "build_dir": str(build_dir)}
+            "export_s": round(export_s, 2), "build_dir": build_dir and str(build_dir)}
+
+
+def _own_toplevel(job: dict) -> bool:
+    """The job's run builds its own toplevel around the unit: the bulk wrapper (``--long``) or
+    a stream bench's window wrapper (``COSIM_WINDOW`` > 1 on the job's simulator)."""
+    if job.get("bulk"):
+        return True
+    from .stream import window_knob
+
+    module = importlib.import_module(job["module"])
+    return getattr(module, "PLANNER", None) is not None and window_knob(job["sim"]) > 1
 
 
 def run_job(job: dict) -> dict:
@@ -102,7 +117,8 @@ def run_job(job: dict) -> dict:
                run_s=round(r.run_s, 2), seed=r.seed, wall_s=round(time.perf_counter() - t0, 2),
                trace=str(r.trace) if r.trace else None,
                sim_wall_s=round(sum(b.get("wall_s", 0.0) for b in r.benches.values()), 3),
-               plan_s=round(sum(b.get("plan_s", 0.0) for b in r.benches.values()), 3))
+               plan_s=round(sum(b.get("plan_s", 0.0) for b in r.benches.values()), 3),
+               window=max((b.get("window", 1) for b in r.benches.values()), default=None))
     return out
 
 
@@ -110,8 +126,14 @@ def unit_job(item: tuple[tuple[str, str], list[dict]]) -> tuple[dict, list[dict]
     """Build unit ``item[0]`` = ``(unit, sim)`` (or find it cached), then run its simulations
     ``item[1]`` in this worker: one job per build, so that a worker goes on to the next unit
     as soon as it is done, without waiting for every other build (no phase barrier)."""
-    built = build_job(item[0])
-    return built, [run_job(j) for j in item[1]] if built["ok"] else []
+    if any(j.get("rtl") for j in item[1]):
+        from . import mutants  # noqa: F401  (registers the RTL mutants)
+    plain = not all(_own_toplevel(j) for j in item[1])
+    built = build_job(item[0], plain)
+    runs = [run_job(j) for j in item[1]] if built["ok"] else []
+    if not plain:  # the wrapper builds, timed by the runs
+        built["build_s"] = round(sum(r.get("build_s") or 0.0 for r in runs), 2)
+    return built, runs
 
 
 def _heaviest_first(groups: dict) -> list:
@@ -218,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the environment knobs, checked before anything runs
         sims = list(dict.fromkeys(args.sim or [default_sim()]))
         env_vectors = env_int("COSIM_VECTORS", 0)
+        from .stream import idle_knob, window_knob
+
+        for sim in sims:
+            window_knob(sim)
+        idle_knob()
         seed = args.seed
         if seed is None:
             seed = (seed_knob(None) if os.environ.get("COCOTB_RANDOM_SEED", "").strip()
@@ -308,7 +335,7 @@ def _write_bench(args, sims, seed, built, runs, checks, units_wall, total) -> No
         if not r["expect_pass"]:
             continue
         benches[f"{r['name']}_{r['sim']}"] = {
-            k: r.get(k) for k in ("tb", "sim", "vectors", "cycles", "cycles_per_s",
+            k: r.get(k) for k in ("tb", "sim", "vectors", "cycles", "cycles_per_s", "window",
                                   "sim_wall_s", "plan_s", "run_s", "build_s", "wall_s",
                                   "passed")}
     data = {

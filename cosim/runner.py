@@ -439,6 +439,33 @@ def run_cosim(
     if unit not in UNITS:
         load_units()
     factory = UNITS.get(unit)
+    # a stream bench (its module names a PLANNER) is planned here, where the golden model is
+    # already loaded: the simulator process only plays and records the plan; with a window
+    # (COSIM_WINDOW > 1) it plays it through the unit's generated window wrapper
+    planner_name = getattr(importlib.import_module(test_module), "PLANNER", None)
+    plan = meta = None
+    if planner_name is not None:
+        from .stream import (default_vectors, idle_knob, make_plan, plan_seed, window_knob,
+                             window_layout, window_toplevel, write_window)
+
+        n = vectors if vectors is not None else (
+            check_vectors(os.environ["COSIM_VECTORS"].strip())
+            if os.environ.get("COSIM_VECTORS", "").strip() else default_vectors(planner_name))
+        try:
+            k = window_knob(sim)
+            plan, meta = make_plan(planner_name, unit, n, plan_seed(seed, test_module),
+                                   idle=idle_knob(), mutant=mutant)
+            if k > 1 and toplevel is None:
+                comp = factory()
+                comp._MustUse__silence = True  # read for its ports only, never elaborated
+                layout = window_layout(comp, plan)
+                meta["window"] = {"k": k, **layout}
+                toplevel = window_toplevel(unit, k)
+                sources = [*sources, write_window(unit, layout, k,
+                                                  BUILD_ROOT / "verilog" / "window")]
+                build_args = [*build_args, "--no-public-flat-rw"]
+        except ValueError as exc:  # a bad knob or mutant name: one line, as from the bench
+            raise CosimFailure(f"cosim {name} on {sim}: {exc}") from None
     runner, build_dir, build_s = build_unit(unit, sim, waves=waves, toplevel=toplevel,
                                             sources=sources, build_args=build_args)
 
@@ -477,26 +504,14 @@ def run_cosim(
         env["COSIM_VECTORS"] = str(vectors)
     _log.info("cosim %s: unit %s on %s, seed %d%s", name, unit, sim, seed,
               f", MUTANT {mutant}" if mutant else "")
-    t0 = time.perf_counter()
-    # a stream bench (its module names a PLANNER) is planned here, where the golden model is
-    # already loaded: the simulator process only plays and records the plan
-    planner_name = getattr(importlib.import_module(test_module), "PLANNER", None)
-    if planner_name is not None:
-        from .stream import default_vectors, idle_knob, make_plan, plan_seed, save_plan
+    if plan is not None:
+        from .stream import save_plan
 
-        n = vectors if vectors is not None else (
-            check_vectors(os.environ["COSIM_VECTORS"].strip())
-            if os.environ.get("COSIM_VECTORS", "").strip() else default_vectors(planner_name))
         plan_file = run_dir / "plan.npz"
         plan_file.unlink(missing_ok=True)
-        try:
-            plan, meta = make_plan(planner_name, unit, n, plan_seed(seed, test_module),
-                                   idle=idle_knob(), mutant=mutant)
-        except ValueError as exc:  # a bad knob or mutant name: one line, as from the bench
-            raise CosimFailure(f"cosim {name} on {sim}: {exc}") from None
         save_plan(plan_file, plan, meta)
         env["COSIM_PLAN_FILE"] = str(plan_file)
-        t0 = time.perf_counter()  # run_s: the simulator alone (the plan's time is plan_s)
+    t0 = time.perf_counter()  # run_s: the simulator alone (the plan's time is plan_s)
     crash = None
     with _environment(env):
         try:

@@ -307,12 +307,12 @@ class SpuModel:
 
         V = mx_of([rows[b][c] for b, c in order])
         s = _pick_scalars([ops[b]["v"] for b, _ in order], [c for _, c in order])
+        # the products do not depend on the sums: one call for the row pair (element-wise,
+        # so row i with bits row i is the product of COMP i alone)
+        prods = mul_scalar(V, s, cfg, bits["mul_outer"])
         for i, (b, c) in enumerate(order):
-            sl = slice(i, i + 1)
-            prod = mul_scalar(V[sl], MX8Scalar(s.exp[sl], s.mu[sl], s.sign[sl], s.mag[sl]),
-                              cfg, None if bits["mul_outer"] is None else bits["mul_outer"][sl])
             k = c % nparts
-            acc[b][k] = add(acc[b][k], prod, cfg, add_bits(i))
+            acc[b][k] = add(acc[b][k], prods[i:i + 1], cfg, add_bits(i))
         for f in range(folds):
             k, b = divmod(f, 2)
             acc[b][0] = add(acc[b][0], acc[b][k + 1], cfg, add_bits(n + f))

@@ -40,7 +40,7 @@ from typing import Any
 import cocotb
 from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, Timer
 
 from .stream import StreamPlan, compare, save_trace
 
@@ -122,7 +122,8 @@ def _bin(word: int, width: int) -> str:
 
 async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planner: str,
                       seed: int, idle: float, vectors: int | None = None,
-                      period_ns: int = 10, log: logging.Logger | None = None) -> dict:
+                      period_ns: int = 10, log: logging.Logger | None = None,
+                      window: Mapping[str, Any] | None = None) -> dict:
     """Drive ``plan`` into the streaming unit ``dut`` and check what it answers.
 
     One trigger per cycle: at each falling edge the outputs registered at the rising edge
@@ -136,10 +137,21 @@ async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planne
     (``COSIM_TRACE_FILE``, for the offline reference-mutant checks), and fails on any
     mismatch. ``vectors`` is the count the plan was made for (default: its length), recorded
     with ``planner``, ``seed`` and ``idle`` so that the plan can be rebuilt offline.
+
+    ``window`` (``{"k": K, "in": [...], "out": [...]}``, from the runner): ``dut`` is the
+    unit's ``K``-cycle window wrapper and the same cycles are exchanged ``K`` at a time, one
+    trigger per window (:func:`_play_windows`).
     """
     log = log or logging.getLogger(f"cosim.{name}")
     clk = dut.clk
     Clock(clk, period_ns, unit="ns", impl="gpi").start()
+    if window is not None:
+        received, in_cycles, out_cycles, cycle, k, wall = await _play_windows(
+            dut, plan, window, period_ns)
+        return _finish(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
+                       vectors=vectors, log=log, received=received, in_cycles=in_cycles,
+                       out_cycles=out_cycles, cycle=cycle, idle_cycles=k, wall=wall,
+                       window=int(window["k"]))
     in_ports = list(plan.inputs)
     out_ports = list(plan.outputs)
     w = plan.widths
@@ -211,7 +223,100 @@ async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planne
                 raise AssertionError(f"o_valid is {v} (not 0/1) at cycle {cycle}")
     valid_h.set_signal_val_int(dep, 0)
     wall = time.perf_counter() - wall0
+    return _finish(dut, plan, name=name, planner=planner, seed=seed, idle=idle,
+                   vectors=vectors, log=log, received=dict(zip(out_ports, received)),
+                   in_cycles=in_cycles, out_cycles=out_cycles, cycle=cycle, idle_cycles=k,
+                   wall=wall, window=1)
 
+
+async def _play_windows(dut: SimHandleBase, plan: StreamPlan, window: Mapping[str, Any],
+                        period_ns: int):
+    """The plan through the window wrapper (:func:`cosim.stream.window_verilog`): the same
+    cycles as :func:`play_stream` drives one by one (each operation after its idle gap,
+    junk on the idle cycles, ``latency + 4`` drain cycles, then idle cycles up to a whole
+    window), written ``k`` cycles at a time as one word at a falling edge; after ``k``
+    cycles (one trigger) the ``k`` output slots are read as one word. The words are split
+    into ports and cycles after the last window."""
+    k = int(window["k"])
+    in_l = [(p, int(w)) for p, w in window["in"]]
+    out_l = [(p, int(w)) for p, w in window["out"]]
+    if [p for p, _ in in_l] != list(plan.inputs) or [p for p, _ in out_l] != list(
+            plan.outputs):
+        raise RuntimeError(f"the window layout {window} does not match the plan's ports")
+    # one slot string per distinct cycle content (MSB first: last port ... first port, valid)
+    ops = ["".join(_bin(x, w) for x, w in zip(reversed(vals), reversed([w for _, w in in_l])))
+           + "1" for vals in zip(*(plan.inputs[p] for p, _ in in_l))]
+    junk = [[_bin(x, w) for x in plan.junk[p]] for p, w in in_l]
+    idle_slots = ["".join(reversed(t)) + "0" for t in zip(*junk)]
+    nidle = len(idle_slots)
+    pick = plan.junk_pick.tolist()
+    slots: list[str] = []
+    in_cycles: list[int] = []
+    kk = 0
+    for i, g in enumerate(plan.gaps.tolist()):
+        for _ in range(g):
+            slots.append(idle_slots[pick[kk % len(pick)] % nidle])
+            kk += 1
+        in_cycles.append(len(slots))
+        slots.append(ops[i])
+    total = len(slots) + plan.latency + 4
+    total += -total % k
+    while len(slots) < total:
+        slots.append(idle_slots[pick[kk % len(pick)] % nidle])
+        kk += 1
+    words = ["".join(reversed(slots[b:b + k])) for b in range(0, total, k)]
+    del slots
+    wo = 1 + sum(w for _, w in out_l)
+    i_h = dut.i_win._handle
+    o_h = dut.o_win._handle
+    dep = 0  # _GPISetAction.DEPOSIT
+    dut.rst.value = 1
+    i_h.set_signal_val_binstr(dep, "0" * len(words[0]))
+    fall = FallingEdge(dut.clk)
+    for _ in range(3):
+        await fall
+    dut.rst.value = 0
+    step = Timer(k * period_ns, unit="ns")
+    put = i_h.set_signal_val_binstr
+    get = o_h.get_signal_val_binstr
+    got: list[str] = []
+    add = got.append
+    wall0 = time.perf_counter()
+    for word in words:
+        put(dep, word)
+        await step
+        add(get())
+    wall = time.perf_counter() - wall0
+    # split: window w, slot j (bits [j*wo, (j+1)*wo) of the word) is cycle w*k + j + 1
+    received: dict[str, list] = {p: [] for p, _ in out_l}
+    out_cycles: list[int] = []
+    spans = []
+    hi = wo - 1  # position in the slot string (MSB first): valid is the last character
+    for p, w in out_l:
+        spans.append((received[p].append, hi - w, hi))
+        hi -= w
+    for wi, word in enumerate(got):
+        for j in range(k):
+            s = word[(k - 1 - j) * wo:(k - j) * wo]
+            v = s[-1]
+            if v == "1":
+                out_cycles.append(wi * k + j + 1)
+                for app, a, b in spans:
+                    app(s[a:b])
+            elif v != "0":
+                raise AssertionError(f"o_valid is {v} (not 0/1) at cycle {wi * k + j + 1}")
+    return received, in_cycles, out_cycles, total, kk, wall
+
+
+def _finish(dut, plan: StreamPlan, *, name: str, planner: str, seed: int, idle: float,
+            vectors: int | None, log: logging.Logger, received: Mapping[str, list],
+            in_cycles: list[int], out_cycles: list[int], cycle: int, idle_cycles: int,
+            wall: float, window: int) -> dict:
+    """Compare, report and record a played plan (both ways of playing it)."""
+    n = plan.vectors
+    k = idle_cycles
+    out_ports = list(plan.outputs)
+    received = [received[p] for p in out_ports]
     got = {p: [_word(s) for s in r] for p, r in zip(out_ports, received)}
     mismatches = compare(plan, got, in_cycles, out_cycles)
     for m in mismatches[:10]:
@@ -225,6 +330,7 @@ async def play_stream(dut: SimHandleBase, plan: StreamPlan, *, name: str, planne
         "idle_cycles": k,
         "wall_s": round(wall, 4),
         "cycles_per_s": round(cycle / wall, 1) if wall > 0 else None,
+        "window": window,
         "test_seed": seed,
         **plan.info,
     }
@@ -255,7 +361,8 @@ async def run_stream(dut: SimHandleBase, *, name: str | None = None) -> dict:
     :func:`play_stream`. This process needs neither the golden model nor torch."""
     from .stream import load_plan
 
-    name = name or dut._name
+    # the unit's name, also when the toplevel is its window wrapper
+    name = name or os.environ.get("COSIM_UNIT", "").strip() or dut._name
     log = logging.getLogger(f"cosim.{name}")
     path = os.environ.get("COSIM_PLAN_FILE", "").strip()
     if not path:
@@ -272,7 +379,8 @@ async def run_stream(dut: SimHandleBase, *, name: str | None = None) -> dict:
              time.perf_counter() - t0,
              {k: v for k, v in plan.info.items() if k != "coverage"})
     return await play_stream(dut, plan, name=name, planner=meta["planner"], seed=meta["seed"],
-                             idle=meta["idle"], vectors=meta["vectors"], log=log)
+                             idle=meta["idle"], vectors=meta["vectors"], log=log,
+                             window=meta.get("window"))
 
 
 def write_result(name: str, result: Mapping[str, Any]) -> None:
