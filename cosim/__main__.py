@@ -17,7 +17,6 @@ Exit status 1 if any run went the wrong way, 2 on a bad option.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -78,12 +77,9 @@ def build_job(item: tuple[str, str], plain: bool = True) -> dict:
 def _own_toplevel(job: dict) -> bool:
     """The job's run builds its own toplevel around the unit: the bulk wrapper (``--long``) or
     a stream bench's window wrapper (``COSIM_WINDOW`` > 1 on the job's simulator)."""
-    if job.get("bulk"):
-        return True
-    from .stream import window_knob
+    from .stream import stream_window
 
-    module = importlib.import_module(job["module"])
-    return getattr(module, "PLANNER", None) is not None and window_knob(job["sim"]) > 1
+    return bool(job.get("bulk")) or stream_window(job["module"], job["sim"]) > 1
 
 
 def run_job(job: dict) -> dict:
@@ -126,8 +122,6 @@ def unit_job(item: tuple[tuple[str, str], list[dict]]) -> tuple[dict, list[dict]
     """Build unit ``item[0]`` = ``(unit, sim)`` (or find it cached), then run its simulations
     ``item[1]`` in this worker: one job per build, so that a worker goes on to the next unit
     as soon as it is done, without waiting for every other build (no phase barrier)."""
-    if any(j.get("rtl") for j in item[1]):
-        from . import mutants  # noqa: F401  (registers the RTL mutants)
     plain = not all(_own_toplevel(j) for j in item[1])
     built = build_job(item[0], plain)
     runs = [run_job(j) for j in item[1]] if built["ok"] else []

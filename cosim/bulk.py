@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .stream import Port, unit_ports
+
 __all__ = ["BULK_BUILD_ARGS", "Chunk", "DEPTH", "Port", "bulk_toplevel", "unit_ports",
            "run_bulk", "wrapper_verilog", "write_wrapper", "drive_chunks"]
 
@@ -52,35 +54,9 @@ OUT_FILE = "bulk_out.hex"
 _log = logging.getLogger("cosim.bulk")
 
 
-@dataclasses.dataclass(frozen=True)
-class Port:
-    """A data port of the unit (``i_valid``/``o_valid``/``clk``/``rst`` are handled apart)."""
-    name: str
-    width: int
-
-
 def bulk_toplevel(unit: str) -> str:
     """Module name of the bulk wrapper of ``unit``."""
     return f"bulk_{unit}"
-
-
-def unit_ports(component) -> tuple[list[Port], list[Port]]:
-    """Input and output data ports of an Amaranth component (flat ports only)."""
-    from amaranth.hdl import Shape
-    from amaranth.lib import wiring
-
-    ins, outs = [], []
-    for name, member in component.signature.members.items():
-        if not member.is_port:
-            raise ValueError(f"port {name!r} of {type(component).__name__} is not flat; the bulk "
-                             "wrapper handles flat ports only")
-        width = Shape.cast(member.shape).width
-        if name in ("i_valid", "o_valid"):
-            if width != 1:
-                raise ValueError(f"{name} must be 1 bit, not {width}")
-            continue
-        (ins if member.flow == wiring.In else outs).append(Port(name, width))
-    return ins, outs
 
 
 def wrapper_verilog(unit: str, ins: Sequence[Port], outs: Sequence[Port], latency: int,

@@ -445,14 +445,14 @@ def run_cosim(
     planner_name = getattr(importlib.import_module(test_module), "PLANNER", None)
     plan = meta = None
     if planner_name is not None:
-        from .stream import (default_vectors, idle_knob, make_plan, plan_seed, window_knob,
+        from .stream import (default_vectors, idle_knob, make_plan, plan_seed, stream_window,
                              window_layout, window_toplevel, write_window)
 
         n = vectors if vectors is not None else (
             check_vectors(os.environ["COSIM_VECTORS"].strip())
             if os.environ.get("COSIM_VECTORS", "").strip() else default_vectors(planner_name))
         try:
-            k = window_knob(sim)
+            k = stream_window(test_module, sim)
             plan, meta = make_plan(planner_name, unit, n, plan_seed(seed, test_module),
                                    idle=idle_knob(), mutant=mutant)
             if k > 1 and toplevel is None:

@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Mismatch", "StreamPlan", "check_mutant", "compare", "default_vectors", "gaps",
+__all__ = ["Mismatch", "Port", "StreamPlan", "check_mutant", "compare", "default_vectors", "gaps",
            "idle_knob", "junk_pool", "load_plan", "load_trace", "load_unit", "make_plan",
            "plan_seed", "planner", "port_widths", "save_plan", "save_trace",
-           "stimulus_digest", "WINDOW", "window_knob", "window_layout", "window_toplevel",
+           "stimulus_digest", "stream_window", "unit_ports", "WINDOW", "window_knob", "window_layout", "window_toplevel",
            "window_verilog", "write_window"]
 
 #: Junk words per idle data port (drawn once; idle cycles pick from them).
@@ -85,6 +85,32 @@ class StreamPlan:
     def cycles(self) -> int:
         """Cycles from the first driven operation to the last expected output."""
         return int(self.gaps.sum()) + self.vectors + self.latency
+
+
+@dataclass(frozen=True)
+class Port:
+    """A data port of the unit (``i_valid``/``o_valid``/``clk``/``rst`` are handled apart)."""
+    name: str
+    width: int
+
+
+def unit_ports(component) -> tuple[list[Port], list[Port]]:
+    """Input and output data ports of an Amaranth component (flat ports only)."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import wiring
+
+    ins, outs = [], []
+    for name, member in component.signature.members.items():
+        if not member.is_port:
+            raise ValueError(f"port {name!r} of {type(component).__name__} is not flat; the "
+                             "generated wrappers handle flat ports only")
+        width = Shape.cast(member.shape).width
+        if name in ("i_valid", "o_valid"):
+            if width != 1:
+                raise ValueError(f"{name} must be 1 bit, not {width}")
+            continue
+        (ins if member.flow == wiring.In else outs).append(Port(name, width))
+    return ins, outs
 
 
 def gaps(rng: np.random.Generator, n: int, idle_prob: float) -> np.ndarray:
@@ -255,6 +281,14 @@ def window_knob(sim: str) -> int:
     return k
 
 
+def stream_window(test_module: str, sim: str) -> int:
+    """Cycles per trigger of a run of ``test_module`` on ``sim``: :func:`window_knob` for a
+    stream bench (a module naming a ``PLANNER``), 1 for any other bench."""
+    if getattr(importlib.import_module(test_module), "PLANNER", None) is None:
+        return 1
+    return window_knob(sim)
+
+
 def window_toplevel(unit: str, k: int) -> str:
     """Module name of the ``k``-cycle window wrapper of ``unit``."""
     return f"win{k}_{unit}"
@@ -264,18 +298,7 @@ def window_layout(unit_component, plan: StreamPlan) -> dict[str, list[list]]:
     """The slot layout of the window wrapper: ``{"in": [[port, width], ...], "out": [...]}``
     in the plan's port order (the plan's names, without ``i_``/``o_``). Every data input of
     the unit must be in the plan (the wrapper drives them all); the outputs are the plan's."""
-    from amaranth.hdl import Shape
-    from amaranth.lib import wiring
-
-    ins, outs = {}, {}
-    for name, member in unit_component.signature.members.items():
-        if name in ("i_valid", "o_valid"):
-            continue
-        if not member.is_port:
-            raise ValueError(f"port {name!r} of {type(unit_component).__name__} is not flat "
-                             "(the window wrapper handles flat ports only)")
-        width = Shape.cast(member.shape).width
-        (ins if member.flow == wiring.In else outs)[name[2:]] = width
+    ins, outs = ({q.name[2:]: q.width for q in ports} for ports in unit_ports(unit_component))
     missing = sorted(set(ins) - set(plan.inputs))
     unknown = sorted(set(plan.inputs) - set(ins)) + sorted(set(plan.outputs) - set(outs))
     if missing or unknown:

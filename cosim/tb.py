@@ -248,21 +248,20 @@ async def _play_windows(dut: SimHandleBase, plan: StreamPlan, window: Mapping[st
            + "1" for vals in zip(*(plan.inputs[p] for p, _ in in_l))]
     junk = [[_bin(x, w) for x in plan.junk[p]] for p, w in in_l]
     idle_slots = ["".join(reversed(t)) + "0" for t in zip(*junk)]
-    nidle = len(idle_slots)
     pick = plan.junk_pick.tolist()
     slots: list[str] = []
     in_cycles: list[int] = []
     kk = 0
     for i, g in enumerate(plan.gaps.tolist()):
         for _ in range(g):
-            slots.append(idle_slots[pick[kk % len(pick)] % nidle])
+            slots.append(idle_slots[pick[kk % len(pick)]])
             kk += 1
         in_cycles.append(len(slots))
         slots.append(ops[i])
     total = len(slots) + plan.latency + 4
     total += -total % k
     while len(slots) < total:
-        slots.append(idle_slots[pick[kk % len(pick)] % nidle])
+        slots.append(idle_slots[pick[kk % len(pick)]])
         kk += 1
     words = ["".join(reversed(slots[b:b + k])) for b in range(0, total, k)]
     del slots
