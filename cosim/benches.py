@@ -65,14 +65,13 @@ TESTBENCHES: dict[str, Testbench] = {tb.name: tb for tb in [
                 mutants=("swap_banks",) if mode == "score" else ("swap_banks", "nearest_only"),
                 simulated=("swap_banks",))
       for mode in ("state_update", "score", "attend")),
-    # The SPU with the fused state update (Spu(fused=True), one rounding); mutant `unfused`
-    # (state update: the model rounds the products and the sum separately).
+    # The SPU with the fused update (Spu(fused=True): state update, attend sums and folds with
+    # one rounding); mutant `unfused` (the model rounds products and sums separately).
     *(Testbench(f"spu_fused_{mode}", unit="spu_mx8_fused_sim", module="cosim.tb_spu",
                 testcase=f"spu/mode={mode}",
                 vectors=512, verilator_vectors=10_000, long_vectors=40_000,
                 mutants=("swap_banks",) if mode == "score" else
-                ("swap_banks", "nearest_only") + (("unfused",) if mode == "state_update"
-                                                  else ()),
+                ("swap_banks", "nearest_only", "unfused"),
                 simulated=("swap_banks",))
       for mode in ("state_update", "score", "attend")),
     # MX8 arithmetic units (hw/mx_*.py, hw/lfsr.py); mutants: cosim.mx_vectors.Expect.MUTANTS.

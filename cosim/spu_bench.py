@@ -108,7 +108,7 @@ class SpuBench:
             raise ValueError("mutant 'unfused' needs a fused SPU (Spu(fused=True))")
         # Deliberately wrong expectations (for the harness's mutation checks): the model
         # interleaves B before A, rounds stochastic pairs to nearest, or (a fused SPU) rounds
-        # the state update's products and sum separately.
+        # products and sums separately (state update and attend).
         self.mutant = mutant
         self.io = io
         self.work = work

@@ -10,9 +10,9 @@ bits went to which sub-chunk so that the chunk-group functions of :mod:`quant.sp
 replayed with the same bits (:class:`ReplaySource`): the final states must then equal
 ``state_update`` bit for bit also with stochastic rounding.
 
-A fused SPU (``hw.spu.Spu(fused=True)``, ``SpuModel(fused=True)``) computes the state update as
-``fused_mul_add`` with one rounding (site ``add``) from the fused unit's own generator, reset
-to the ``add`` seed like the attend adder's, which stays separate.
+A fused SPU (``hw.spu.Spu(fused=True)``, ``SpuModel(fused=True)``) computes the state update,
+attend's token sums and its folds as ``fused_mul_add`` with one rounding (site ``add``) from
+the fused unit's generator, reset to the ``add`` seed; it has no other generator.
 
 Used by the cocotb benches (``cosim/tb_spu.py``) and the Amaranth tests
 (``tests/test_hw_spu.py``); no cocotb import.
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES
+from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES, ONE_EXP, ONE_MAG
 from quant.mx8 import GROUP, MX8, MX8Scalar, encode, from_words, to_words
 from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
-from quant.spe import (ATTEND_PARTIALS, SPEConfig, add, attention_attend, attention_score,
-                       dot, fused_mul_add, mul, mul_scalar, state_update)
+from quant.spe import (SPEConfig, add, attention_attend, attention_score, dot, fused_mul_add,
+                       mul, mul_scalar, state_update)
 
 __all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource",
            "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
@@ -291,43 +291,65 @@ class SpuModel:
     def attend_round(self, rows, ops, acc: list[list[MX8]], stoch: bool, order=None) -> dict:
         """One attend row pair; ``acc[b][k]`` (partial ``k`` of bank ``b``, MX8 ``(1, 2)``) is
         updated in place: column ``c`` into partial ``c mod P``, then the fold of each bank
-        (partial k into partial 0, k = 1 .. P-1; bank A then B per step), as the adder sees
-        them (``quant.spe.attention_attend``'s order; the adder's random bits: the 64 COMPs,
-        then the fold steps)."""
+        (partial k into partial 0, k = 1 .. P-1; bank A then B per step), as the adder (fused:
+        the fused unit) sees them (``quant.spe.attention_attend``'s order; the adder's random
+        bits: the 64 COMPs, then the fold steps)."""
         order = order or comp_order()
         cfg = self.cfg[stoch]
         n = len(order)
         nparts = len(acc[0])
         folds = 2 * (nparts - 1)
-        bits = {"mul_outer": self._bits("mul_outer", n, stoch),
-                "add": self._bits("add", n + folds, stoch)}
+        if self.fused:
+            bits = {"add": self._fma_bits(n + folds, stoch)}
+        else:
+            bits = {"mul_outer": self._bits("mul_outer", n, stoch),
+                    "add": self._bits("add", n + folds, stoch)}
 
         def add_bits(i):
             return None if bits["add"] is None else bits["add"][i:i + 1]
 
         V = mx_of([rows[b][c] for b, c in order])
         s = _pick_scalars([ops[b]["v"] for b, _ in order], [c for _, c in order])
-        # the products do not depend on the sums: one call for the row pair (element-wise,
-        # so row i with bits row i is the product of COMP i alone)
-        prods = mul_scalar(V, s, cfg, bits["mul_outer"])
+        if self.fused:
+            one = _one_acc()
+            e = s.expand_groups(s.exp.shape, GPW)
+
+            def acc_add(i, p, x, scale):
+                return fused_mul_add(p, one, x, one if scale is None else scale, cfg,
+                                     add_bits(i))
+            terms = [(V[i:i + 1], e[i:i + 1]) for i in range(n)]
+        else:
+            def acc_add(i, p, x, scale):
+                return add(p, x, cfg, add_bits(i))
+            # the products do not depend on the sums: one call for the row pair
+            # (element-wise, so row i with bits row i is the product of COMP i alone)
+            prods = mul_scalar(V, s, cfg, bits["mul_outer"])
+            terms = [(prods[i:i + 1], None) for i in range(n)]
         for i, (b, c) in enumerate(order):
             k = c % nparts
-            acc[b][k] = add(acc[b][k], prods[i:i + 1], cfg, add_bits(i))
+            acc[b][k] = acc_add(i, acc[b][k], *terms[i])
         for f in range(folds):
             k, b = divmod(f, 2)
-            acc[b][0] = add(acc[b][0], acc[b][k + 1], cfg, add_bits(n + f))
+            acc[b][0] = acc_add(n + f, acc[b][0], acc[b][k + 1], None)
             acc[b][k + 1] = zero_acc()
         return {"order": order, "bits": bits, "folds": folds}
 
 
-def new_acc(partials: int = ATTEND_PARTIALS) -> list[list[MX8]]:
-    """Zero partial accumulators of both banks: ``[bank][partial]``."""
+def new_acc(partials: int) -> list[list[MX8]]:
+    """Zero partial accumulators of both banks: ``[bank][partial]`` (``partials``: the SPU's
+    ``attend_partials``)."""
     return [[zero_acc() for _ in range(partials)] for _ in range(2)]
 
 
 def acc_words(acc: list[list[MX8]]) -> list[int]:
     """The word each bank's RESULT_READ returns in attend mode (partial 0, folded)."""
     return [words_of(a[0])[0] for a in acc]
+
+
+def _one_acc() -> MX8:
+    """A sub-chunk of 1.0 (``quant.constants.ONE_EXP``, ``ONE_MAG``), MX8 ``(1, 2)``."""
+    z = zero_acc()
+    return MX8(torch.full_like(z.exp, ONE_EXP), z.mu, z.sign, torch.full_like(z.mag, ONE_MAG))
 
 
 def zero_acc() -> MX8:
@@ -382,7 +404,7 @@ def pair_attend(work: SpuWorkload, p: int, rounds: list[dict], stoch: bool,
     if stoch:
         # The function draws per row: one (2, 32) tensor per token and site, then one per
         # fold step (add); the rounds hold the SPU's bits in the adder's order.
-        draws = {"mul_outer": [], "add": []}
+        draws = {site: [] for site in rounds[0]["bits"]}
         for rd in rounds:
             n = len(rd["order"])
             tok = {s: [torch.zeros(2, SUB, dtype=torch.int32) for _ in range(COLUMNS)]
@@ -395,8 +417,8 @@ def pair_attend(work: SpuWorkload, p: int, rounds: list[dict], stoch: bool,
             for k in range(rd["folds"] // 2):
                 draws["add"].append(torch.stack([rd["bits"]["add"][n + 2 * k + b]
                                                  for b in (0, 1)]))
-        rng = SPERandom({"mul_decay": _Unused(), "mul_outer": ReplaySource(
-            draws["mul_outer"]), "add": ReplaySource(draws["add"])})
+        rng = SPERandom({s: ReplaySource(draws[s]) if s in draws else _Unused()
+                         for s in SITES})
     else:
         rng = SPERandom({s: _Unused() for s in SITES})
     return attention_attend(values, sc, cfg, rng)

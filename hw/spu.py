@@ -21,15 +21,16 @@ register inserted only when it is needed to make ``read_to_write`` odd (with the
 Each stage register is one ``Signal`` of its stage's layout (:mod:`hw.spu_stages`: the
 operation's tag, the data the next stage reads, the copies of the bank and column selects).
 
-``fused=True`` (unit ``spu_mx8_fused``): the state update's ``M`` and ``A`` are one fused
-multiply-add (:class:`hw.mx_fma.MxFma`, one rounding, ``X``, 5 stages); ``1 + 5 = 6`` is even,
-so ``W`` stays and ``read_to_write = 7``. Attend keeps the outer-product multiplier and the
-adder (docs/spu.md section 8).
+``fused=True`` (unit ``spu_mx8_fused``): ``M`` and ``A`` are one fused multiply-add
+(:class:`hw.mx_fma.MxFma`, one rounding, ``X``, 5 stages) and there is no multiplier or adder
+besides it; ``1 + 5 = 6`` is even, so ``W`` stays and ``read_to_write = 7``. Attend goes
+through the same unit (``P + 1 * V * score``, the fold ``P_0 + 1 * P_k * 1``) with
+:data:`quant.constants.ATTEND_PARTIALS_FUSED` partials per bank (docs/spu.md section 8).
 
 Modes (register MODE): state update (decay and outer product, add, write-back, dot with q),
 attention score (dot of q with each key sub-chunk; no multipliers, no write-back) and attention
 attend (score times value sub-chunk on the outer-product multiplier, accumulated by the adder
-in :data:`quant.constants.ATTEND_PARTIALS` interleaved partial sums per bank, column ``c`` into
+in :func:`quant.constants.attend_partials` interleaved partial sums per bank, column ``c`` into
 partial ``c mod P``, so that the adder loop covers its latency at one COMP per iteration; after
 the last COMP of a row pair the partials of each bank are folded into partial 0 in the drain,
 in the order :func:`quant.spe.attention_attend` specifies).
@@ -41,18 +42,18 @@ import functools
 import math
 import operator
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+from amaranth.hdl import C, Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-from quant.constants import (ADDR_BITS, ATTEND_PARTIALS, ATTEND_ROW, BANKS, GROUP, MODES, Mode,
-                             Reg)
+from quant.constants import (ADDR_BITS, ATTEND_ROW, BANKS, GROUP, MODES, ONE_EXP, ONE_MAG, Mode,
+                             Reg, attend_partials)
 
 from .export import register_unit
 from .lfsr import check_rbits, check_site_seeds
-from .mx8_layout import mx_group_scalar, mx_subchunk_layout
+from .mx8_layout import mx_group_scalar, mx_scalar_layout, mx_subchunk_layout
 from .mx_add import MxAdd
 from .mx_dot import MxDot
 from .mx_fma import MxFma
@@ -88,11 +89,11 @@ class Spu(wiring.Component):
     fused : bool
         The state update as one fused multiply-add with one rounding
         (:class:`hw.mx_fma.MxFma`, ``quant.spe.SPEConfig(fused=True)``, docs/mx8.md section
-        8a) instead of two multipliers and the adder; needs ``renorm="lod"``. The decay
-        multiplier is left out; the outer-product multiplier and the adder remain for attend
-        mode (score and attend compute as without ``fused``). The fused unit has its own
-        generator, reset to ``seeds["add"]`` (site ``add`` of the fused update); the attend
-        adder keeps its own.
+        8a) instead of two multipliers and the adder; needs ``renorm="lod"``. Attend's token
+        sums and folds go through the same unit (``quant.spe.attention_attend`` with
+        ``fused``), so the SPU has no multiplier or adder besides it (score is unchanged).
+        The fused unit's generator is reset to ``seeds["add"]``; ``seeds["mul_decay"]`` and
+        ``seeds["mul_outer"]`` are unused.
 
     Members
     -------
@@ -137,17 +138,17 @@ class Spu(wiring.Component):
         else:
             self._mul_decay = MxMul(scalar=False, rbits=rbits, renorm=renorm,
                                     seed=self._seeds["mul_decay"])
-        self._mul_outer = MxMul(scalar=True, rbits=rbits, renorm=renorm,
-                                seed=self._seeds["mul_outer"])
-        self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
+            self._mul_outer = MxMul(scalar=True, rbits=rbits, renorm=renorm,
+                                    seed=self._seeds["mul_outer"])
+            self._add = MxAdd(rbits=rbits, renorm=renorm, seed=self._seeds["add"])
         self._dot = MxDot()
-        if ATTEND_PARTIALS > len(ATTEND_PARTIAL_REGS):
-            raise ValueError(f"quant.spe.ATTEND_PARTIALS ({ATTEND_PARTIALS}) exceeds the "
-                             f"operand registers free in attend mode ({len(ATTEND_PARTIAL_REGS)})")
-        if COLUMNS != ATTEND_ROW or COLUMNS % ATTEND_PARTIALS:
-            raise ValueError(f"quant.spe.ATTEND_ROW ({ATTEND_ROW}) must equal the columns per "
-                             f"row ({COLUMNS}), a multiple of ATTEND_PARTIALS "
-                             f"({ATTEND_PARTIALS})")
+        if self.attend_partials > len(ATTEND_PARTIAL_REGS):
+            raise ValueError(f"quant.constants.attend_partials({fused}) = "
+                             f"{self.attend_partials} exceeds the operand registers free in "
+                             f"attend mode ({len(ATTEND_PARTIAL_REGS)})")
+        if COLUMNS != ATTEND_ROW:
+            raise ValueError(f"quant.constants.ATTEND_ROW ({ATTEND_ROW}) must equal the "
+                             f"columns per row ({COLUMNS})")
         super().__init__({
             "i_cmd": In(Cmd),
             "i_addr": In(ADDR_BITS),
@@ -206,26 +207,42 @@ class Spu(wiring.Component):
     @property
     def attend_partials(self) -> int:
         """Partial accumulators per bank in attend mode
-        (:data:`quant.constants.ATTEND_PARTIALS`)."""
-        return ATTEND_PARTIALS
+        (:func:`quant.constants.attend_partials`: 2, or 3 with ``fused``)."""
+        return attend_partials(self._fused)
+
+    @property
+    def _accumulator(self):
+        """The unit attend accumulates in: the adder, or the fused unit (``fused``)."""
+        return self._fma if self._fused else self._add
+
+    @property
+    def _attend_prefix(self) -> tuple[str, ...]:
+        """Attend's stages before the accumulator: the outer-product multiplier's (none when
+        ``fused``: the fused unit multiplies)."""
+        return () if self._fused else tuple(f"M.{s}" for s in self._mul_outer.stages)
+
+    @property
+    def _acc_stage(self) -> str:
+        return "X" if self._fused else "A"
 
     @property
     def iteration_interval(self) -> dict[str, int]:
         """SPU cycles (iterations) per COMP, per mode. Attend: a partial accumulator is a loop
-        through the adder; the two banks alternate and each bank rotates over its partials, so
-        a partial comes back every ``2 * partials`` COMPs, and a COMP takes
-        ``ceil(add latency / (2 * partials))`` iterations (1 with 2 partials and 4 stages)."""
+        through the accumulator (the adder, or the fused unit); the two banks alternate and
+        each bank rotates over its partials, so a partial comes back every ``2 * partials``
+        COMPs, and a COMP takes ``ceil(accumulator latency / (2 * partials))`` iterations (1
+        with 2 partials and the adder's 4 stages, 3 partials and the fused unit's 5)."""
         return {"state_update": 1, "score": 1,
-                "attend": max(1, math.ceil(self._add.latency
+                "attend": max(1, math.ceil(self._accumulator.latency
                                            / (BANKS * self.attend_partials)))}
 
     @property
     def fold_iterations(self) -> int:
         """Iterations of the attend fold sequence after a row pair (0 with one partial): fold
-        step ``k`` of bank ``b`` enters the adder at iteration ``(k - 1) * add latency + b``
-        (each step waits for the previous one's sum)."""
+        step ``k`` of bank ``b`` enters the accumulator at iteration
+        ``(k - 1) * accumulator latency + b`` (each step waits for the previous one's sum)."""
         p = self.attend_partials
-        return 0 if p == 1 else (p - 2) * self._add.latency + BANKS
+        return 0 if p == 1 else (p - 2) * self._accumulator.latency + BANKS
 
     @property
     def mode_stages(self) -> dict[str, tuple[str, ...]]:
@@ -233,16 +250,15 @@ class Spu(wiring.Component):
         order: ``F`` (fetch), the units' own stages (``M.*`` multipliers, ``A.*`` adder,
         ``X.*`` the fused unit, ``D.*`` dot product), ``R`` (the result memory or, in attend
         mode, the partial written), then in attend mode the fold after the row pair
-        (``fold<k>``: the steps entering the adder one per iteration, then the last step
-        through the adder, ``fold.A.*``)."""
-        mul = tuple(f"M.{s}" for s in self._mul_outer.stages)
-        add = tuple(f"A.{s}" for s in self._add.stages)
+        (``fold<k>``: the steps entering the accumulator one per iteration, then the last step
+        through it, ``fold.A.*`` or ``fold.X.*``)."""
+        acc = tuple(f"{self._acc_stage}.{s}" for s in self._accumulator.stages)
         dot = tuple(f"D.{s}" for s in self._dot.stages)
         fold = () if self.fold_iterations == 0 else (
             tuple(f"fold{k}" for k in range(self.fold_iterations - 1))
-            + tuple(f"fold.A.{s}" for s in self._add.stages))
+            + tuple(f"fold.{a}" for a in acc))
         return {"state_update": (*self.update_stages, *dot, "R"), "score": ("F", *dot, "R"),
-                "attend": ("F", *mul, *add, "R", *fold)}
+                "attend": ("F", *self._attend_prefix, *acc, "R", *fold)}
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -271,9 +287,14 @@ class Spu(wiring.Component):
         m = Module()
         sub = mx_subchunk_layout()
         tag = tag_layout
-        lat_m, lat_a, lat_d = self._mul_outer.latency, self._add.latency, self._dot.latency
         fused = self._fused
+        # fused: no multiplier and adder stages (the fused unit's X stages instead)
+        lat_m = 0 if fused else self._mul_outer.latency
+        lat_a = 0 if fused else self._add.latency
+        lat_d = self._dot.latency
         lat_x = self._fma.latency if fused else 0
+        # the unit attend accumulates in (its output feeds the partials) and its latency
+        lat_acc = self._accumulator.latency
         bubbles = self.iteration_interval["attend"] - 1
 
         # ---- architectural state ----------------------------------------------------------
@@ -322,10 +343,13 @@ class Spu(wiring.Component):
         mul_tags = [s.tag for s in m_stages]
         add_tags = [s.tag for s in a_stages]
         dot_tags = [s.tag for s in d_stages]
-        # fused: the state update's own stages beside the fused unit (M and A serve attend only)
+        # fused: the stages beside the fused unit (state update, attend and its fold)
         fma_tags = [s.tag for s in x_stages]
         w_tag, w_data = w_stage.tag, w_stage.data
-        m_out, a_out, d_out = mul_tags[-1], add_tags[-1], dot_tags[-1]
+        d_out = dot_tags[-1]
+        # the accumulator's stages: attend's partial sums come out of the last one
+        acc_tags = fma_tags if fused else add_tags
+        a_out = acc_tags[-1]
         all_tags = [f_tag, *mul_tags, *add_tags, *fma_tags, *dot_tags] + (
             [w_tag] if self.writeback_stage else [])
 
@@ -351,15 +375,16 @@ class Spu(wiring.Component):
         ]
 
         # ---- arithmetic units, clock-enabled by the iteration ------------------------------
-        mul_o, add, dot = self._mul_outer, self._add, self._dot
+        dot = self._dot
         if fused:
-            fma = self._fma
+            fma = acc_unit = self._fma
             m.submodules.fma = EnableInserter(adv)(fma)
         else:
-            mul_d = self._mul_decay
+            mul_d, mul_o, add = self._mul_decay, self._mul_outer, self._add
+            acc_unit = add
             m.submodules.mul_decay = EnableInserter(adv)(mul_d)
-        m.submodules.mul_outer = EnableInserter(adv)(mul_o)
-        m.submodules.add = EnableInserter(adv)(add)
+            m.submodules.mul_outer = EnableInserter(adv)(mul_o)
+            m.submodules.add = EnableInserter(adv)(add)
         m.submodules.dot = EnableInserter(adv)(dot)
 
         def sel(regs, bank):
@@ -422,23 +447,11 @@ class Spu(wiring.Component):
         scalar = Cat(*(mux_tree([sc_[g * sw:(g + 1) * sw] for sc_ in scalars], fc)
                        for g, fc in enumerate(f_cols)))
         if fused:
-            # X: the fused update d*S + k*v_j (state update); M: V*score (attend)
-            m.d.comb += [
-                fma.i_valid.eq(f_tag.valid & su),
-                fma.i_stoch.eq(stoch),
-                fma.i_a.eq(f_data),
-                fma.i_b.eq(sel(opnd[Reg.D], f_banks)),
-                fma.i_c.eq(sel(opnd[Reg.K], f_banks)),
-                fma.i_e.eq(scalar),
-                mul_o.i_valid.eq(f_tag.valid & att),
-                mul_o.i_stoch.eq(stoch),
-                mul_o.i_a.eq(f_data),
-                mul_o.i_b.eq(scalar),
-            ]
-            with m.If(adv):
-                m.d.sync += fma_tags[0].eq(f_tag)
-                m.d.sync += fma_tags[0].valid.eq(f_tag.valid & su)
-                m.d.sync += [fma_tags[i].eq(fma_tags[i - 1]) for i in range(1, lat_x)]
+            # the operation entering the fused unit from F (state update and attend COMPs;
+            # the fold steps are muxed in below)
+            pre_tag = Signal(tag)
+            m.d.comb += [pre_tag.eq(f_tag), pre_tag.valid.eq(f_tag.valid & (su | att))]
+            pre_banks = f_banks
         else:
             m.d.comb += [
                 mul_d.i_valid.eq(f_tag.valid & su),
@@ -450,23 +463,30 @@ class Spu(wiring.Component):
                 mul_o.i_a.eq(Mux(att, f_data, sel(opnd[Reg.K], f_banks))),
                 mul_o.i_b.eq(scalar),
             ]
-        # copies of the bank of each multiplier stage's tag (the last select the partial that
-        # the adder reads, slice by slice)
-        m_banks = [[s.bank_c[g] for g in range(SELECT_COPIES)] for s in m_stages]
-        with m.If(adv):
-            m.d.sync += [c.eq(p) for c, p in zip(m_banks[0], f_banks)]
-            m.d.sync += [c.eq(p) for i in range(1, lat_m) for c, p in zip(m_banks[i],
-                                                                         m_banks[i - 1])]
-            m.d.sync += mul_tags[0].eq(f_tag)
-            m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (att if fused else su | att))
-            m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
+            # copies of the bank of each multiplier stage's tag (the last select the partial
+            # that the adder reads, slice by slice)
+            m_banks = [[s.bank_c[g] for g in range(SELECT_COPIES)] for s in m_stages]
+            with m.If(adv):
+                m.d.sync += [c.eq(p) for c, p in zip(m_banks[0], f_banks)]
+                m.d.sync += [c.eq(p) for i in range(1, lat_m) for c, p in zip(m_banks[i],
+                                                                             m_banks[i - 1])]
+                m.d.sync += mul_tags[0].eq(f_tag)
+                m.d.sync += mul_tags[0].valid.eq(f_tag.valid & (su | att))
+                m.d.sync += [mul_tags[i].eq(mul_tags[i - 1]) for i in range(1, lat_m)]
+            pre_tag, pre_banks = mul_tags[-1], m_banks[-1]
 
-        # ---- A: update d*S + k*v_j (attend: P_c + V*score, and the fold P_0 + P_k) -------
+        # ---- A (fused: X): update d*S + k*v_j (attend: P_c + V*score, the fold P_0 + P_k) --
+        part_bits = max(1, (n_part - 1).bit_length())
+
         def part_of(t):
             """The partial a tag's sum goes to: ``col mod P``, partial 0 for a fold step."""
             if n_part == 1:
                 return 0
-            return Mux(t.fold, 0, t.col[:(n_part - 1).bit_length()])
+            if n_part & (n_part - 1) == 0:
+                return Mux(t.fold, 0, t.col[:part_bits])
+            # not a power of two: a table of the columns
+            return Mux(t.fold, 0, mux_tree([C(c % n_part, part_bits) for c in range(COLUMNS)],
+                                           t.col))
 
         a_part = Signal(range(n_part))
         m.d.comb += a_part.eq(part_of(a_out))
@@ -479,20 +499,20 @@ class Spu(wiring.Component):
                     for k in range(n_part)]
             reg = mux_tree(regs, part) if n_part > 1 else regs[0]
             fwd = a_out.valid & att & (a_out.bank == bank) & (a_part == part)
-            return Mux(fwd, add.o_y.as_value(), reg)
+            return Mux(fwd, acc_unit.o_y.as_value(), reg)
 
         # Fold sequence (attend, after the last COMP of a row pair): it starts when no COMP is
-        # left before the adder's output stage; step k of bank b enters at fold iteration
-        # (k - 1) * lat_a + b.
-        quiet = ~Cat(*(t.valid for t in [f_tag, *mul_tags, *add_tags[:-1]])).any()
+        # left before the accumulator's output stage; step k of bank b enters at fold
+        # iteration (k - 1) * lat_acc + b.
+        quiet = ~Cat(*(t.valid for t in [f_tag, *mul_tags, *acc_tags[:-1]])).any()
         fold_run = Signal()
         fold_tag = Signal(tag)
         if self.fold_iterations:
             m.d.comb += fold_run.eq(fold_pend & ((fold_it != 0) | quiet))
             # Continuous assignments (no case statement: see hw.spu_bank.mux_tree).
             def fold_hits(counter):
-                return [(counter == it, *divmod(it, lat_a))
-                        for it in range(self.fold_iterations) if it % lat_a < BANKS]
+                return [(counter == it, *divmod(it, lat_acc))
+                        for it in range(self.fold_iterations) if it % lat_acc < BANKS]
 
             def fold_bank(counter):
                 return Cat(*(h & (b == 1) for h, _, b in fold_hits(counter))).any()
@@ -513,26 +533,56 @@ class Spu(wiring.Component):
                     m.d.sync += c.eq(Mux(c == self.fold_iterations - 1, 0, c + 1))
         else:
             fold_banks = [0] * SELECT_COPIES
-        a_in_banks = [Mux(fold_tag.valid, fb, mb) for fb, mb in zip(fold_banks, m_banks[-1])]
+        a_in_banks = [Mux(fold_tag.valid, fb, pb) for fb, pb in zip(fold_banks, pre_banks)]
         a_in = Signal(tag)
-        m.d.comb += a_in.eq(Mux(fold_tag.valid, fold_tag.as_value(), m_out.as_value()))
+        m.d.comb += a_in.eq(Mux(fold_tag.valid, fold_tag.as_value(), pre_tag.as_value()))
         acc_in = acc_read(a_in.bank, part_of(a_in), a_in_banks)
-        m.d.comb += [
-            add.i_valid.eq(a_in.valid),
-            add.i_stoch.eq(stoch),
-            add.i_a.eq(acc_in if fused else Mux(att, acc_in, mul_d.o_y.as_value())),
-            add.i_b.eq(Mux(fold_tag.valid, acc_read(fold_tag.bank, fold_tag.col[:max(
-                1, (n_part - 1).bit_length())], fold_banks if self.fold_iterations else None),
-                mul_o.o_y.as_value())),
-        ]
+        fold_in = acc_read(fold_tag.bank, fold_tag.col[:part_bits],
+                           fold_banks if self.fold_iterations else None)
+        if fused:
+            # state update d*S + k*v_j; attend P_c * 1 + V * score; fold P_0 * 1 + P_k * 1
+            one_sub = sub.const([{"exp": ONE_EXP, "mu": [0] * (GROUP // 2),
+                                  "elems": [{"mag": ONE_MAG, "sign": 0}] * GROUP}] * sub.length)
+            one = mx_scalar_layout().const({"exp": ONE_EXP, "mu": 0, "mag": ONE_MAG, "sign": 0})
+            # "state update" for the operand multiplexers, in copies like the bank select's
+            # (copy g selects slice g): the mode register alone would drive some 768
+            # multiplexers. Copy g is registered with the F stage as su XOR rd_bank copy g, so
+            # each copy has its own input and no synthesis pass merges them; su = that XOR
+            # f_stage's bank copy g.
+            f_su_x = [Signal(name=f"f_su_x{g}") for g in range(SELECT_COPIES)]
+            with m.If(adv):
+                m.d.sync += [x.eq(su ^ rb) for x, rb in zip(f_su_x, rd_banks)]
+            f_sus = [x ^ fb for x, fb in zip(f_su_x, f_banks)]
+
+            def su_mux(a, b):
+                """``a`` in state-update mode, else ``b``, slice ``g`` by copy ``g``."""
+                w = COLUMN_BITS // SELECT_COPIES
+                return Cat(*(Mux(s_, a[g * w:(g + 1) * w], b[g * w:(g + 1) * w])
+                             for g, s_ in enumerate(f_sus)))
+            m.d.comb += [
+                fma.i_valid.eq(a_in.valid),
+                fma.i_stoch.eq(stoch),
+                fma.i_a.eq(su_mux(f_data, acc_in)),
+                fma.i_b.eq(su_mux(sel(opnd[Reg.D], f_banks), one_sub.as_value())),
+                fma.i_c.eq(Mux(fold_tag.valid, fold_in,
+                               su_mux(sel(opnd[Reg.K], f_banks), f_data))),
+                fma.i_e.eq(Mux(fold_tag.valid, one.as_value(), scalar)),
+            ]
+        else:
+            m.d.comb += [
+                add.i_valid.eq(a_in.valid),
+                add.i_stoch.eq(stoch),
+                add.i_a.eq(Mux(att, acc_in, mul_d.o_y.as_value())),
+                add.i_b.eq(Mux(fold_tag.valid, fold_in, mul_o.o_y.as_value())),
+            ]
         with m.If(adv):
-            m.d.sync += add_tags[0].eq(a_in)
-            m.d.sync += [add_tags[i].eq(add_tags[i - 1]) for i in range(1, lat_a)]
+            m.d.sync += acc_tags[0].eq(a_in)
+            m.d.sync += [acc_tags[i].eq(acc_tags[i - 1]) for i in range(1, lat_acc)]
             with m.If(a_out.valid & att):
                 for b in range(BANKS):
                     for k in range(n_part):
                         with m.If((a_out.bank == b) & (a_part == k)):
-                            m.d.sync += acc[b][k].eq(add.o_y)
+                            m.d.sync += acc[b][k].eq(acc_unit.o_y)
             # A fold step consumes partial k: it restarts from zero (after the write above,
             # so it wins over the last COMP's sum, forwarded into the fold).
             # (slice g of a partial by copy g of the fold bank: no flip-flop with a fanout of

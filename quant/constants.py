@@ -19,7 +19,8 @@ __all__ = [
     "COLUMN_BITS", "GROUPS_PER_COLUMN", "LANES", "COLUMNS", "FP16_LANES",
     # SPE arithmetic
     "ADD_FRAC_BITS", "RBITS", "DOT_GUARD_BITS", "DOT_Y_BITS", "DOT_X_NAN", "ATTEND_PARTIALS",
-    "ATTEND_ROW", "FMA_FRAC_BITS",
+    "ATTEND_ROW", "FMA_FRAC_BITS", "ATTEND_PARTIALS_FUSED", "attend_partials", "ONE_EXP",
+    "ONE_MAG",
     # random bits
     "LFSR_WIDTH", "LFSR_TAPS", "SITES", "DEFAULT_SITE_SEEDS",
     # int8 format (docs/spe_int8.md)
@@ -39,6 +40,10 @@ MAG_MAX = (1 << MAG_BITS) - 1  #: 63
 EXP_NAN = 0xFF  #: exponent value marking a NaN group
 GROUP_BITS = EXP_BITS + PAIRS + GROUP * (MAG_BITS + 1)  #: 128
 SCALAR_BITS = EXP_BITS + 1 + MAG_BITS + 1  #: a broadcast scalar: exp, mu, magnitude, sign
+#: The encoding of 1.0 (every value of a group, and a broadcast scalar): exponent ``BIAS``,
+#: ``mu = 0``, magnitude ``2**(MAG_BITS - 1)``, positive; the fused attend multiplies by it.
+ONE_EXP = BIAS
+ONE_MAG = 1 << (MAG_BITS - 1)
 
 # ---- one DRAM column: a sub-chunk --------------------------------------------------------------
 COLUMN_BITS = 256  #: bits of one DRAM column (one column command)
@@ -62,6 +67,17 @@ DOT_X_NAN = 0x1FF
 #: Interleaved partial accumulators of the attend mode (per bank): enough to cover the
 #: adder's latency at one COMP per SPU cycle (hw.spu.Spu checks it; docs/spu.md).
 ATTEND_PARTIALS = 2
+#: The same with the fused update (``SPEConfig(fused=True)``): attend's token sum and fold go
+#: through the fused multiply-add, whose 5 stages need 3 partials per bank (2 banks x 3 >= 5).
+ATTEND_PARTIALS_FUSED = 3
+
+
+def attend_partials(fused: bool) -> int:
+    """Attend partials per bank: :data:`ATTEND_PARTIALS_FUSED` with the fused update, else
+    :data:`ATTEND_PARTIALS` (the golden model's and the SPU's one rule)."""
+    return ATTEND_PARTIALS_FUSED if fused else ATTEND_PARTIALS
+
+
 #: Tokens per row in the attend mode: one DRAM row of a bank holds 32 sub-chunks (1 KB row,
 #: 256-bit columns); the partials are folded at the end of every row.
 ATTEND_ROW = COLUMNS

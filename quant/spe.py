@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .constants import (ADD_FRAC_BITS, ATTEND_PARTIALS, ATTEND_ROW, DOT_GUARD_BITS, DOT_X_NAN,
-                        DOT_Y_BITS, FMA_FRAC_BITS, LANES, RBITS)
+from .constants import (ADD_FRAC_BITS, ATTEND_PARTIALS, ATTEND_PARTIALS_FUSED, ATTEND_ROW,
+                        DOT_GUARD_BITS, DOT_X_NAN, DOT_Y_BITS, FMA_FRAC_BITS, LANES, ONE_EXP,
+                        ONE_MAG, RBITS)
+from .constants import attend_partials as _attend_partials
 from .mx8 import (BIAS, EXP_NAN, GROUP, MAG_BITS, MAG_MAX, MX8, MX8Scalar, PAIRS, _draw,
                   apply_sign, check_rounding, pair_to_elements, round_shifted)
 from . import native
@@ -31,7 +33,8 @@ from .rng import SITES, SPERandom, TorchBits
 
 __all__ = [
     "RBITS",
-    "RENORMS", "ADD_FRAC_BITS", "ATTEND_PARTIALS", "ATTEND_ROW", "DOT_GUARD_BITS",
+    "RENORMS", "ADD_FRAC_BITS", "ATTEND_PARTIALS", "ATTEND_PARTIALS_FUSED", "ATTEND_ROW",
+    "DOT_GUARD_BITS", "attend_partials",
     "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
@@ -61,7 +64,8 @@ class SPEConfig:
     fused : bool
         The state update as one fused multiply-add (:func:`fused_mul_add`): both products
         enter the adder exact and the sum is rounded once (site ``add``; the multiplier sites
-        draw nothing). Needs ``renorm="lod"``. Only :func:`state_update` looks at it.
+        draw nothing). Needs ``renorm="lod"``. :func:`state_update` and
+        :func:`attention_attend` (its token sum and fold through the same unit) look at it.
     """
 
     rounding: str = "stochastic"
@@ -722,8 +726,20 @@ def _zero_mx8(lead: tuple[int, ...], groups: int) -> MX8:
                zero[..., None].expand(*zero.shape, GROUP).contiguous())
 
 
+def _one_mx8(lead: tuple[int, ...], groups: int) -> MX8:
+    """Groups of 1.0 (:data:`quant.constants.ONE_EXP`, ``ONE_MAG``)."""
+    z = _zero_mx8(lead, groups)
+    return MX8(torch.full_like(z.exp, ONE_EXP), z.mu, z.sign, torch.full_like(z.mag, ONE_MAG))
+
+
+def attend_partials(cfg: SPEConfig) -> int:
+    """Interleaved partial sums of the attend mode: :data:`ATTEND_PARTIALS` (token sum in the
+    adder), :data:`ATTEND_PARTIALS_FUSED` with ``cfg.fused`` (in the fused multiply-add)."""
+    return _attend_partials(cfg.fused)
+
+
 def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(),
-                     rng: SPERandom | int | None = None, *, partials: int = ATTEND_PARTIALS,
+                     rng: SPERandom | int | None = None, *, partials: int | None = None,
                      row: int = ATTEND_ROW) -> MX8:
     """Attend mode: ``acc = sum_t s_t * V_t`` accumulated in MX8 in ``partials`` interleaved
     partial sums, folded once per row.
@@ -739,8 +755,15 @@ def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(
     ``1 ..`` restart from the zero group. Every partial starts as the zero group; the result
     is partial 0 after the last fold. ``partials = 1`` is the plain running sum (no fold).
     Random bits are drawn once per product, per token sum and per fold step, in that order.
+
+    With ``cfg.fused`` every sum is one fused multiply-add with one rounding (site ``add``;
+    nothing drawn at ``mul_outer``), 1 being :func:`_one_mx8`:
+    ``P_c = fused_mul_add(P_c, 1, V_t, s_t)`` and ``P_0 = fused_mul_add(P_0, 1, P_k, 1)``.
+    ``partials`` defaults to :func:`attend_partials` of ``cfg``.
     """
     rng = _spe_random(rng)
+    if partials is None:
+        partials = attend_partials(cfg)
     for name, val in (("partials", partials), ("row", row)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
             raise ValueError(f"attention_attend: {name} must be a positive int, not {val!r}")
@@ -751,13 +774,23 @@ def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(
                          f"{tuple(scores.exp.shape)}")
     groups = values.exp.shape[-1]
     parts = [_zero_mx8(tuple(lead), groups) for _ in range(partials)]
+    one = _one_mx8(tuple(lead), groups)
+
+    def accumulate(p: MX8, x: MX8, s: MX8Scalar | None) -> MX8:
+        """``p + x * s`` (``s is None``: ``p + x``) as the datapath sums."""
+        if cfg.fused:
+            e = one if s is None else s.expand_groups(tuple(lead), groups)
+            return fused_mul_add(p, one, x, e, cfg, rng["add"])
+        return add(p, x if s is None else mul_scalar(x, s, cfg, rng["mul_outer"]), cfg,
+                   rng["add"])
+
     for t in range(seq):
         vt = values[(slice(None),) * len(lead) + (t,)]
         st = MX8Scalar(*(f[..., t] for f in (scores.exp, scores.mu, scores.sign, scores.mag)))
         i = (t % row) % partials
-        parts[i] = add(parts[i], mul_scalar(vt, st, cfg, rng["mul_outer"]), cfg, rng["add"])
+        parts[i] = accumulate(parts[i], vt, st)
         if partials > 1 and ((t + 1) % row == 0 or t == seq - 1):
             for k in range(1, partials):
-                parts[0] = add(parts[0], parts[k], cfg, rng["add"])
+                parts[0] = accumulate(parts[0], parts[k], None)
                 parts[k] = _zero_mx8(tuple(lead), groups)
     return parts[0]

@@ -94,10 +94,15 @@ def test_fused_timing_follows_the_stage_list():
     assert spu.writeback_stage == 1 - len(spu.update_stages) % 2
     assert spu.read_to_write == len(spu.update_stages) + spu.writeback_stage == 1 + x + 1
     assert spu.read_to_write % 2 == 1
+    # attend through the fused unit: 3 partials per bank cover its 5 stages at one COMP per
+    # cycle; fold step 2 of a bank waits for step 1's sum (5 iterations later)
+    assert spu.attend_partials == 3 and spu.fold_iterations == (3 - 2) * x + 2
     assert spu.latency == {"state_update": 1 + x + d + 1, "score": base.latency["score"],
-                           "attend": base.latency["attend"]}
+                           "attend": 1 + x + 1 + spu.fold_iterations - 1 + x}
     assert spu.iteration_interval == base.iteration_interval
-    assert spu.mode_stages["attend"] == base.mode_stages["attend"]
+    xs = tuple(f"X.{s}" for s in MxFma().stages)
+    assert spu.mode_stages["attend"] == ("F", *xs, "R", *(f"fold{k}" for k in range(
+        spu.fold_iterations - 1)), *(f"fold.{s}" for s in xs))
     assert Spu(fused=True, _even_distance=True).read_to_write % 2 == 0
 
 
@@ -155,6 +160,38 @@ def test_attend_two_rows_stochastic():
     t = res["timing"]
     assert t["spu_cycles_per_comp"] == 1 and t["utilization"] == 1.0
     assert t["pipeline_depth"] == Spu().latency["attend"]
+
+
+@pytest.mark.parametrize("stochastic, seed", [([True], 5), ([False], 6)])
+def test_fused_attend_two_rows(stochastic, seed):
+    """Attend through the fused unit (3 partials per bank, the fold through the same unit):
+    bit-exact against SpuModel and quant.spe.attention_attend(SPEConfig(fused=True)), one
+    COMP per cycle, the pipeline depth of the stage list."""
+    res, bench = run_bench("attend", L=2, H=1, C=2, stochastic=stochastic, seed=seed,
+                           fused=True)
+    assert bench.mismatches == []
+    t = res["timing"]
+    assert t["spu_cycles_per_comp"] == 1 and t["utilization"] == 1.0
+    assert t["pipeline_depth"] == Spu(fused=True).latency["attend"] == 18
+
+
+def test_fused_attend_unfused_mutant_is_caught():
+    """An unfused expectation of the fused SPU's attend is refused (the check can fail)."""
+    dut = SpuSim(fused=True)
+    work = make_workload("attend", L=2, H=1, C=1, seed=8, stochastic=[False])
+    out = {}
+
+    async def testbench(ctx):
+        bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(8), spu=dut.spu,
+                         gap_prob=0.0, mutant="unfused")
+        await bench.run()
+        out["m"] = bench.mismatches
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert out["m"]
 
 
 def test_even_distance_collides():

@@ -9,7 +9,7 @@ import mx8_reference as ref
 from mx8_fields import random_fields, to_dicts
 from quant import mx8, native, spe
 from quant.mx8 import MX8
-from quant.rng import LFSRStream, SPERandom
+from quant.rng import LFSRStream, RandomSource, SPERandom
 
 CONFIGS = [spe.SPEConfig(rounding=r, renorm=n, rbits=b)
            for r, n, b in [("nearest", "lod", 8), ("nearest", "fixed", 8),
@@ -316,6 +316,74 @@ def test_attention_attend_partial_sum_order():
                for f in ("exp", "mu", "sign", "mag"))
     with pytest.raises(ValueError, match="partials must be a positive int"):
         spe.attention_attend(vals, s7, cfg, partials=0)
+
+
+class _Replay(RandomSource):
+    """Hands out the given tensors, one per draw, in order (fails when out of them)."""
+
+    def __init__(self, tensors):
+        self._it = iter(tensors)
+
+    def draw(self, shape, r):
+        t = next(self._it)
+        assert tuple(t.shape) == tuple(shape)
+        return t
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_fused_attention_attend_order(rounding):
+    """The fused attend spec: every token sum ``fused_mul_add(P, 1, V_t, s_t)`` and every fold
+    step ``fused_mul_add(P_0, 1, P_k, 1)`` (one rounding each, site ``add`` only), token c of
+    a row into partial c mod 3 by default, folds after every row and after the last token.
+    Spelled out on a short row length, the random bits drawn in that order."""
+    from quant.constants import ATTEND_PARTIALS_FUSED, ONE_EXP, ONE_MAG
+    torch.manual_seed(12)
+    e = mx8.encode
+    vals = e(torch.randn(3, 8, 32))
+    sm = e(torch.softmax(torch.randn(3, 32), -1))
+    sc = sm.scalars()
+    s8 = mx8.MX8Scalar(*(f[:, :8] for f in (sc.exp, sc.mu, sc.sign, sc.mag)))
+    cfg = spe.SPEConfig(rounding=rounding, fused=True)
+    assert spe.attend_partials(cfg) == ATTEND_PARTIALS_FUSED == 3
+    assert spe.attend_partials(spe.SPEConfig()) == spe.ATTEND_PARTIALS == 2
+    gen = torch.Generator().manual_seed(5)
+    bits = [torch.randint(0, 256, (3, 32), generator=gen, dtype=torch.int32) for _ in range(20)]
+    draws = iter(bits)
+
+    def nxt():
+        return next(draws) if rounding == "stochastic" else None
+
+    one = spe._zero_mx8((3,), 2)
+    one = mx8.MX8(torch.full_like(one.exp, ONE_EXP), one.mu, one.sign,
+                  torch.full_like(one.mag, ONE_MAG))
+    assert torch.equal(mx8.decode(one), torch.ones(3, 32))
+
+    def tok(p, t):
+        s = mx8.MX8Scalar(*(f[:, t] for f in (s8.exp, s8.mu, s8.sign, s8.mag)))
+        return spe.fused_mul_add(p, one, vals[:, t], s.expand_groups((3,), 2), cfg, nxt())
+
+    def fold(parts):
+        for k in (1, 2):
+            parts[0] = spe.fused_mul_add(parts[0], one, parts[k], one, cfg, nxt())
+            parts[k] = spe._zero_mx8((3,), 2)
+
+    parts = [spe._zero_mx8((3,), 2) for _ in range(3)]
+    for t in range(8):                        # rows of 5 tokens: 0..4, 5..7
+        c = t % 5
+        parts[c % 3] = tok(parts[c % 3], t)
+        if c == 4 or t == 7:
+            fold(parts)
+    rng = SPERandom({"mul_decay": _Replay([]), "mul_outer": _Replay([]),
+                     "add": _Replay(bits)}) if rounding == "stochastic" else None
+    got = spe.attention_attend(vals, s8, cfg, rng, row=5)
+    assert all(torch.equal(getattr(got, f), getattr(parts[0], f))
+               for f in ("exp", "mu", "sign", "mag"))
+    # one rounding per sum: the fused attend is closer to the exact sum than the unfused one
+    want = (mx8.decode(vals).double() * mx8.decode(sm)[:, :8, None].double()).sum(1)
+    if rounding == "nearest":
+        unf = spe.attention_attend(vals, s8, spe.SPEConfig(rounding="nearest"), row=5)
+        err = [(mx8.decode(x).double() - want).norm() for x in (got, unf)]
+        assert err[0] < err[1]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
