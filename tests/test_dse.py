@@ -105,7 +105,10 @@ def test_system_model_a_fused_spu_point_takes_the_fused_timing(tmp_path):
     assert fused["pipeline_depth"] == \
         hw.units["pimba_spu_fused"].mode("state_update").pipeline_depth
     assert fused["pipeline_depth"] < unfused["pipeline_depth"]
-    assert fused["throughput_vs_pimba"] > 1.0
+    # its own timing reaches the system model: a shorter state-update drain, a longer attend
+    # fold (3 partials), so a throughput of its own, within 1 % of Pimba's on fig. 12's points
+    assert fused["throughput_vs_pimba"] != 1.0
+    assert abs(fused["throughput_vs_pimba"] - 1.0) < 0.01
 
 
 def _row(pid, area, err, thr, paper=False):

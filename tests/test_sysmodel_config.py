@@ -188,7 +188,8 @@ def test_cli_errors_exit_nonzero_with_one_line(capsys):
 def test_fused_pimba_takes_its_own_measured_timing():
     """The PIM unit ``pimba_spu_fused`` reads the fused SPU's measurement (mapping
     ``spu_mx8_fused`` of the RTL timing file, sysmodel.measured.spu_variant); a Pimba system
-    with it gets its throughput from that timing (a shorter state-update drain)."""
+    with it gets its throughput from that timing (a shorter state-update drain, a longer
+    attend fold)."""
     from dataclasses import replace
 
     from sysmodel.hardware import SPU_VARIANT_UNITS
@@ -210,6 +211,10 @@ def test_fused_pimba_takes_its_own_measured_timing():
     base = evaluate(Point("mamba2-2.7b", "Pimba"), hw2).tokens_per_s
     got = evaluate(Point("mamba2-2.7b", "Pimba fused"), hw2).tokens_per_s
     assert got > base
+    # attend through the fused unit folds 3 partials (a longer drain): a transformer is slower
+    assert fused.mode("attend").pipeline_depth > spu.mode("attend").pipeline_depth
+    assert (evaluate(Point("opt-7b", "Pimba fused"), hw2).tokens_per_s
+            < evaluate(Point("opt-7b", "Pimba"), hw2).tokens_per_s)
     # the same unit with the unfused SPU's timing gives Pimba's throughput exactly
     same = replace(hw.systems["Pimba"], name="Pimba same",
                    pim_unit=replace(fused, timing=spu.timing))
