@@ -44,6 +44,8 @@ def test_fp32_fakequant_is_bit_identical_and_patch_is_restored(model_and_ref):
 @pytest.mark.parametrize("kw", [dict(datapath="exact", rounding="stochastic"),
                                 dict(datapath="exact", rounding="nearest",
                                      decay="stochastic-carry"),
+                                dict(datapath="exact", rounding="stochastic",
+                                     decay="feedback", fused=True),
                                 dict(datapath="fakequant", fmt="bf16", rounding="nearest")])
 def test_quantized_step_is_close_but_not_identical(model_and_ref, kw):
     model, ids, nll, ref = model_and_ref

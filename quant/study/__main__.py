@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rng", default="torch", help="exact only: torch,lfsr (torch)")
     s.add_argument("--decay", default="nearest",
                    help=f"GPU encoding of d: {','.join(DECAY_ENCODINGS)} (nearest)")
-    s.add_argument("--inputs", default="fp32", help="fakequant only: fp32,mx8 (fp32)")
+    s.add_argument("--inputs", default="fp32",
+                   help=f"fakequant only: {','.join(INPUTS)} (fp32)")
     s.add_argument("--fused", action="store_true",
                    help="exact only: the SPE's fused update (one rounding, docs/mx8.md 8a)")
     s.add_argument("--steps", type=_int("--steps"), default=2048)

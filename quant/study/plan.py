@@ -118,16 +118,22 @@ def default_plan(steps: int = 2048, long_steps: int = 8192, seeds=(0, 1),
 
 def fused_variants() -> list[Variant]:
     """Unfused against fused exact datapath, with the fake-quant shortcut they are compared
-    to, for both roundings (``study fused``)."""
+    to, for both roundings (``study fused``); the fused one also with the decay encoded with
+    error feedback (``decay="feedback"``)."""
     out = []
     for r in ROUNDINGS:
         out.append(make_variant("fakequant", "mx8", r, 8))
         # the shortcut with the exact datapath's MX8 inputs: what input rounding alone costs
         out.append(make_variant("fakequant", "mx8", r, 8, inputs="mx8",
                                 decay="stochastic-carry"))
+        # ... and with d exact: the floor that no encoding of d can pass
+        out.append(make_variant("fakequant", "mx8", r, 8, inputs="mx8-kvq"))
         for fused in (False, True):
             out.append(make_variant("exact", "mx8", r, 8, renorm="lod",
                                     decay="stochastic-carry", fused=fused))
+        # the fused update with the decay encoded with error feedback by the GPU
+        out.append(make_variant("exact", "mx8", r, 8, renorm="lod", decay="feedback",
+                                fused=True))
     return out
 
 

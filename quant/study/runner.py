@@ -12,7 +12,9 @@ A *variant* is one way of computing ``S_t = d_t * S_{t-1} + k_t v_t^T, y_t = S_t
     ``S_t = Q(d_t * S_{t-1} + k_t v_t^T)`` with ``Q = quant.formats.quantize`` (groups along
     ``dim_head``), and ``y_t = S_t^T q_t`` in fp32 from the stored state. Inputs are fp32
     (``inputs="fp32"``) or, to separate input quantization from datapath rounding, rounded to
-    MX8 exactly as the exact datapath receives them (``inputs="mx8"``).
+    MX8 exactly as the exact datapath receives them (``inputs="mx8"``), or ``k, v, q`` so
+    rounded and ``d`` left in fp32 (``inputs="mx8-kvq"``: not something the GPU can send, a
+    diagnostic of what any encoding of ``d`` can still gain).
 ``exact``
     The SPE's bit-exact datapath (``quant.spe.state_update``): the state is MX8 and is rounded
     inside both multipliers and the adder. Each step the GPU sends ``k, v, q`` as MX8 rounded to
@@ -24,7 +26,11 @@ that rounds past 63 *saturates*, so any decay above 63/64 becomes 63/64), ``stoc
 (the spec's quantizer with 8-bit stochastic rounding), ``nearest-carry`` / ``stochastic-carry``
 (the same, but a magnitude that rounds past 63 carries into the next exponent instead of
 saturating: ``d`` just below 1 becomes exactly 1 — a valid MX8 encoding with a higher group
-exponent, produced by the GPU's encoder; the SPE is unchanged).
+exponent, produced by the GPU's encoder; the SPE is unchanged), ``feedback``
+(``nearest-carry`` with error feedback: the GPU adds the rounding residual of the same decay
+at the previous step before it rounds, ``t = d_t + r_{t-1}``, ``Q(t)`` sent, ``r_t = t - Q(t)``
+kept in fp32, one value per decay; a first-order noise shaper, so that the sum of the sent
+decays over any window stays within one rounding of the true sum; :class:`DecayEncoder`).
 
 Error metric (one formula, :func:`rel_err`): for each state (lead index ``l`` = batch x head)
 ``e_l = ||X_l - X_l^ref||_F / ||X_l^ref||_F`` with ``X = S_t`` (``dim_state x dim_head``)
@@ -48,7 +54,7 @@ from .workloads import Inputs, InputStream, Workload
 
 __all__ = ["DATAPATHS", "FORMATS", "CARRY_FORMAT", "ROUNDINGS", "RENORMS", "RNGS",
            "DECAY_ENCODINGS", "INPUTS", "Variant", "make_variant", "derive_seed", "encode_mx8",
-           "encode_decay", "rel_err", "make_stepper", "run", "RunResult"]
+           "encode_decay", "DecayEncoder", "rel_err", "make_stepper", "run", "RunResult"]
 
 DATAPATHS = ("fp32", "fakequant", "exact")
 FORMATS = ("fp16", "bf16", "int8", "e4m3", "e5m2", "mx8")
@@ -57,8 +63,8 @@ CARRY_FORMAT = "mx8c"
 ROUNDINGS = ("nearest", "stochastic")
 RENORMS = spe.RENORMS
 RNGS = ("torch", "lfsr")
-DECAY_ENCODINGS = ("nearest", "stochastic", "nearest-carry", "stochastic-carry")
-INPUTS = ("fp32", "mx8")
+DECAY_ENCODINGS = ("nearest", "stochastic", "nearest-carry", "stochastic-carry", "feedback")
+INPUTS = ("fp32", "mx8", "mx8-kvq")
 #: random bits of the GPU-side stochastic encoding of d
 DECAY_RBITS = 8
 
@@ -93,8 +99,10 @@ class Variant:
             parts += [self.renorm, self.rng, "d=" + self.decay]
             if self.fused:
                 parts.append("fused")
-        elif self.inputs != "fp32":
+        elif self.inputs == "mx8":
             parts += ["in=" + self.inputs, "d=" + self.decay]
+        elif self.inputs != "fp32":
+            parts += ["in=" + self.inputs]
         return "/".join(parts)
 
     def describe(self) -> dict:
@@ -157,16 +165,43 @@ def encode_mx8(x: torch.Tensor, rounding: str, rbits: int, rng=None, *,
 
 
 def encode_decay(d: torch.Tensor, mode: str, rng=None) -> mx8.MX8:
-    """Encode the decay ``d`` to MX8 as the GPU does (modes: see the module docstring)."""
-    _choice("decay", mode, DECAY_ENCODINGS)
+    """Encode the decay ``d`` to MX8 as the GPU does, one step without memory (modes: see the
+    module docstring; ``feedback`` keeps a residual across steps: :class:`DecayEncoder`)."""
+    _choice("decay", mode, DECAY_ENCODINGS[:-1])
     rounding = "stochastic" if mode.startswith("stochastic") else "nearest"
     return encode_mx8(d, rounding, DECAY_RBITS, rng, carry=mode.endswith("carry"))
 
 
-def encode_inputs(inp: Inputs, decay: str, rng) -> tuple[mx8.MX8, ...]:
-    """(d, k, v, q) as MX8: ``d`` by :func:`encode_decay`, the others rounded to nearest."""
-    return (encode_decay(inp.d, decay, rng), mx8.encode(inp.k), mx8.encode(inp.v),
-            mx8.encode(inp.q))
+class DecayEncoder:
+    """The GPU's encoder of the decays of one state, step after step: :func:`encode_decay`,
+    or (``feedback``) nearest with carry of ``d`` plus the previous step's residual."""
+
+    def __init__(self, mode: str, rng=None):
+        _choice("decay", mode, DECAY_ENCODINGS)
+        self.mode, self.rng = mode, rng
+        self.residual: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the residual (a new sequence: the state restarts)."""
+        self.residual = None
+
+    def __call__(self, d: torch.Tensor) -> mx8.MX8:
+        if self.mode != "feedback":
+            return encode_decay(d, self.mode, self.rng)
+        if self.residual is not None and self.residual.shape != d.shape:
+            raise ValueError(f"decay feedback: decays of shape {tuple(d.shape)} after "
+                             f"{tuple(self.residual.shape)} (reset the encoder for a new "
+                             f"stream)")
+        t = d if self.residual is None else d + self.residual
+        out = encode_mx8(t, "nearest", DECAY_RBITS, None, carry=True)
+        self.residual = t - mx8.decode(out)
+        return out
+
+
+def encode_inputs(inp: Inputs, decay: DecayEncoder) -> tuple[mx8.MX8, ...]:
+    """(d, k, v, q) as MX8: ``d`` by the state's :class:`DecayEncoder`, the others rounded to
+    nearest."""
+    return decay(inp.d), mx8.encode(inp.k), mx8.encode(inp.v), mx8.encode(inp.q)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,12 +225,15 @@ class _FloatStepper:
         self.v = v
         self.S = torch.zeros(wl.lead, wl.dim_state, wl.dim_head)
         self.src = TorchBits(derive_seed(seed, v.key, "state"))
-        self.dsrc = TorchBits(derive_seed(seed, v.key, "decay"))
+        self.dec = DecayEncoder(v.decay, TorchBits(derive_seed(seed, v.key, "decay"))) \
+            if v.inputs == "mx8" else None
 
     def step(self, inp: Inputs) -> torch.Tensor:
         v = self.v
         if v.inputs == "mx8":
-            inp = Inputs(*(mx8.decode(t) for t in encode_inputs(inp, v.decay, self.dsrc)))
+            inp = Inputs(*(mx8.decode(t) for t in encode_inputs(inp, self.dec)))
+        elif v.inputs == "mx8-kvq":
+            inp = Inputs(inp.d, *(mx8.decode(mx8.encode(t)) for t in (inp.k, inp.v, inp.q)))
         S = fp32_update(self.S, inp)
         if v.fmt == CARRY_FORMAT:
             S = mx8.decode(encode_mx8(S, v.rounding, v.rbits, self.src, carry=True))
@@ -222,10 +260,10 @@ class _ExactStepper:
             mod = (1 << LFSR_WIDTH) - 1
             self.rng = SPERandom.lfsr({s: (base + 0x9E3779B1 * (i + 1)) % mod + 1
                                        for i, s in enumerate(SITES)})
-        self.dsrc = TorchBits(derive_seed(seed, v.key, "decay"))
+        self.dec = DecayEncoder(v.decay, TorchBits(derive_seed(seed, v.key, "decay")))
 
     def step(self, inp: Inputs) -> torch.Tensor:
-        d, k, vv, q = encode_inputs(inp, self.v.decay, self.dsrc)
+        d, k, vv, q = encode_inputs(inp, self.dec)
         out = spe.state_update(self.S, d, k, vv, q, self.cfg, self.rng)
         self.S = out.state
         return out.y
