@@ -138,7 +138,7 @@ def _cosim(point: DesignPoint, grid: DseGrid, folder: Path) -> dict:
 def study_variant(point: DesignPoint):
     """The accuracy study's variant of the point's arithmetic (:func:`make_variant`)."""
     from quant.spe import RBITS
-    from quant.study.plan import RECOMMENDED
+    from quant.study.plan import FUSED_FEEDBACK, RECOMMENDED
     from quant.study.runner import make_variant
 
     p = dict(point.as_dict)
@@ -146,9 +146,11 @@ def study_variant(point: DesignPoint):
     if point.fmt == "mx8":
         # the SPU's rounding is a run-time mode; its rbits matter with stochastic rounding
         stochastic = point.kind == "spu" or p.get("rounding") == "sr"
+        # the GPU's decay encoding the study recommends for the point's datapath
+        decay = (FUSED_FEEDBACK if fused else RECOMMENDED).decay
         return make_variant("exact", "mx8", "stochastic" if stochastic else "nearest",
                             int(p.get("rbits", RBITS)), renorm=p.get("renorm", "lod"),
-                            decay=RECOMMENDED.decay, fused=fused)
+                            decay=decay, fused=fused)
     rounding = "stochastic" if p.get("rounding") == "sr" else "nearest"
     return make_variant("fakequant", point.fmt, rounding, RBITS)
 
@@ -172,7 +174,8 @@ def _accuracy(point: DesignPoint, grid: DseGrid) -> dict:
     if grid.perplexity_seq_len and _perplexity_applies(v):
         from quant.study.perplexity import run_perplexity
         ppl = run_perplexity(v.fmt, v.rounding, v.datapath, grid.perplexity_seq_len,
-                             fused=v.fused, seed=grid.seed, log=lambda s: None)
+                             fused=v.fused, seed=grid.seed, log=lambda s: None,
+                             **({"decay": v.decay} if v.datapath == "exact" else {}))
         out.update(ppl=ppl["ppl"], ppl_fp32=ppl["ppl_fp32"])
     return out
 

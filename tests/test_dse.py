@@ -70,6 +70,13 @@ def test_study_variant_of_each_kind():
                          ).key.startswith("exact/mx8/SR4/lod")
     assert study_variant(DesignPoint("spe", "e4m3", (("rounding", "rne"),))
                          ).key == "fakequant/e4m3/RTN"
+    # the study's decay encoding per datapath: feedback with the fused update
+    assert study_variant(DesignPoint("spu", "mx8", (("rbits", 8), ("renorm", "lod"),
+                                                    ("fused", True)))
+                         ).key == "exact/mx8/SR8/lod/torch/d=feedback/fused"
+    assert study_variant(DesignPoint("spu", "mx8", (("rbits", 8), ("renorm", "lod"),
+                                                    ("fused", False)))
+                         ).key == "exact/mx8/SR8/lod/torch/d=stochastic-carry"
 
 
 def test_system_model_the_paper_slice_is_pimba_and_a_slow_path_costs_cycles(tmp_path):

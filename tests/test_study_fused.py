@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from quant import mx8
-from quant.study.plan import FUSED, fused_plan
+from quant.study.plan import FUSED, FUSED_FEEDBACK, fused_plan
 from quant.study.runner import DecayEncoder, make_variant, run
 from quant.study.workloads import make_workload
 
@@ -25,8 +25,8 @@ def test_fused_variant_key_and_checks():
     assert len(jobs) == 4 and all(len(j.variants) == 12 for j in jobs)
     kvq = make_variant("fakequant", "mx8", "nearest", inputs="mx8-kvq")
     assert kvq.key == "fakequant/mx8/RTN/in=mx8-kvq" and kvq.decay == "-"
-    assert make_variant("exact", "mx8", "stochastic", decay="feedback",
-                        fused=True).key == "exact/mx8/SR8/lod/torch/d=feedback/fused"
+    assert FUSED_FEEDBACK.key == "exact/mx8/SR8/lod/torch/d=feedback/fused"
+    assert FUSED_FEEDBACK in jobs[0].variants
 
 
 def test_fused_exact_is_closer_than_unfused_on_a_short_run():

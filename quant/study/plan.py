@@ -25,7 +25,7 @@ from .runner import CARRY_FORMAT, FORMATS, ROUNDINGS, Variant, make_variant
 from .workloads import Workload, make_workload
 
 __all__ = ["STUDY_SHAPES", "Job", "default_plan", "fused_plan", "SPEC", "RECOMMENDED",
-           "FUSED"]
+           "FUSED", "FUSED_FEEDBACK"]
 
 #: heads and simulated state columns per workload in the study
 STUDY_SHAPES = {
@@ -43,6 +43,10 @@ RECOMMENDED = make_variant("exact", "mx8", "stochastic", 8, renorm="lod",
 #: the recommended setting with the fused update (one rounding, docs/mx8.md section 8a)
 FUSED = make_variant("exact", "mx8", "stochastic", 8, renorm="lod", decay="stochastic-carry",
                      fused=True)
+#: the recommended design (docs/study.md, "Whether it becomes the default"): the fused update
+#: with the decay encoded with error feedback by the GPU
+FUSED_FEEDBACK = make_variant("exact", "mx8", "stochastic", 8, renorm="lod", decay="feedback",
+                              fused=True)
 
 
 @dataclass(frozen=True)
