@@ -47,14 +47,15 @@ class AmaranthSpuIo:
         return s
 
 
-def run_bench(mode, *, L=2, H=1, C=1, stochastic=None, seed=1, gap_prob=0.2, **spu_kwargs):
+def run_bench(mode, *, L=2, H=1, C=1, stochastic=None, seed=1, gap_prob=0.2, mutant=None,
+              **spu_kwargs):
     dut = SpuSim(**spu_kwargs)
     work = make_workload(mode, L=L, H=H, C=C, seed=seed, stochastic=stochastic)
     out = {}
 
     async def testbench(ctx):
         bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(seed), spu=dut.spu,
-                         gap_prob=gap_prob)
+                         gap_prob=gap_prob, mutant=mutant)
         out["result"] = await bench.run()
         out["bench"] = bench
 
@@ -177,21 +178,9 @@ def test_fused_attend_two_rows(stochastic, seed):
 
 def test_fused_attend_unfused_mutant_is_caught():
     """An unfused expectation of the fused SPU's attend is refused (the check can fail)."""
-    dut = SpuSim(fused=True)
-    work = make_workload("attend", L=2, H=1, C=1, seed=8, stochastic=[False])
-    out = {}
-
-    async def testbench(ctx):
-        bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(8), spu=dut.spu,
-                         gap_prob=0.0, mutant="unfused")
-        await bench.run()
-        out["m"] = bench.mismatches
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
-    assert out["m"]
+    _, bench = run_bench("attend", L=2, H=1, C=1, stochastic=[False], seed=8, gap_prob=0.0,
+                         mutant="unfused", fused=True)
+    assert bench.mismatches
 
 
 def test_even_distance_collides():
@@ -216,21 +205,10 @@ def test_fused_even_distance_collides():
 
 def test_reference_mutants_are_caught():
     for mutant in SpuBench.MUTANTS:
-        dut = SpuSim(fused=mutant == "unfused")     # `unfused`: a fused SPU's mutant
-        work = make_workload("state_update", L=2, H=1, C=1, seed=7, stochastic=[True])
-        out = {}
-
-        async def testbench(ctx):
-            bench = SpuBench(AmaranthSpuIo(ctx, dut), work, rng=random.Random(7), spu=dut.spu,
-                             gap_prob=0.0, mutant=mutant)
-            await bench.run()
-            out["m"] = bench.mismatches
-
-        sim = Simulator(dut)
-        sim.add_clock(1e-8)
-        sim.add_testbench(testbench)
-        sim.run()
-        assert out["m"], mutant
+        # `unfused`: a fused SPU's mutant
+        _, bench = run_bench("state_update", L=2, H=1, C=1, stochastic=[True], seed=7,
+                             gap_prob=0.0, mutant=mutant, fused=mutant == "unfused")
+        assert bench.mismatches, mutant
 
 
 # --- protocol: readiness and hazards -----------------------------------------------------------
