@@ -75,3 +75,21 @@ def test_cli_perplexity_of_the_trained_model():
     assert res["variant"].endswith("/fused") and res["seq_len"] == 128
     assert res["ppl_fp32"] < 6  # a trained byte model: far below the 128 of a uniform guess
     assert abs(res["ppl"] / res["ppl_fp32"] - 1) < 0.2
+
+
+def test_sweep_table_has_a_column_per_exact_variant():
+    """perplexity-all: the exact MX8 rows unfused, fused and fused with feedback decays, each
+    in its own column of the table (a variant in no column would be silently dropped)."""
+    kws = perplexity.sweep_variants()
+    exact = [(k["rounding"], k["fused"], k["decay"]) for k in kws if k["datapath"] == "exact"]
+    assert sorted(exact) == sorted((r, f, d) for r in ("nearest", "stochastic")
+                                   for f, d in ((False, perplexity.DECAY),
+                                                (True, perplexity.DECAY), (True, "feedback")))
+    rows = [{"datapath": "fp32", "fmt": "fp32", "rounding": "-", "fused": False, "decay": "-",
+             "length": 8, "ppl": 2.0, "ppl_fp32": 2.0}]
+    rows += [{**k, "length": 8, "ppl": 2.0 + 0.001 * i, "ppl_fp32": 2.0}
+             for i, k in enumerate(kws)]
+    table = perplexity.table_markdown(rows, 8, {"params": 10})
+    cells = {c.strip() for line in table.splitlines()[4:] for c in line.split("|")}
+    assert all(f"{2.0 + 0.001 * i:.4f}" in cells for i in range(len(kws)))
+    assert "d feedback" in table

@@ -9,7 +9,8 @@ piece; one run at the longest length gives every shorter length (the model is ca
 
 ``run_perplexity`` is one variant against the fp32 reference (the CLI ``perplexity``);
 ``run_sweep`` is the study's table and plot (every format x rounding as fake-quant, MX8 through
-the exact datapath unfused and fused), written atomically to ``OUT``:
+the exact datapath unfused and fused, and fused with feedback decays), written atomically to
+``OUT``:
 
 ``perplexity.csv``  one row per (variant, length): ppl, ppl_fp32
 ``perplexity.md``   the table at the longest length
@@ -100,11 +101,14 @@ def run_perplexity(fmt: str, rounding: str, datapath: str, seq_len: int = 2048, 
 
 def sweep_variants() -> list[dict]:
     """Every study format x rounding as fake-quant; MX8 through the exact datapath, unfused
-    and fused."""
-    out = [dict(datapath="fakequant", fmt=f, rounding=r, fused=False)
+    and fused with the decay encoded as :data:`DECAY`, and fused with error feedback
+    (``feedback``, the study's recommended design)."""
+    out = [dict(datapath="fakequant", fmt=f, rounding=r, fused=False, decay="-")
            for f in FORMATS for r in ROUNDINGS]
-    out += [dict(datapath="exact", fmt="mx8", rounding=r, fused=fu)
+    out += [dict(datapath="exact", fmt="mx8", rounding=r, fused=fu, decay=DECAY)
             for r in ROUNDINGS for fu in (False, True)]
+    out += [dict(datapath="exact", fmt="mx8", rounding=r, fused=True, decay="feedback")
+            for r in ROUNDINGS]
     return out
 
 
@@ -117,12 +121,13 @@ def _sweep_job(args) -> tuple[dict, dict]:
         nll = _token_nll(model, ids)
         key = "fp32"
     else:
-        full = _variant_kwargs(kw["datapath"], kw["fmt"], kw["rounding"], kw["fused"], DECAY)
+        full = _variant_kwargs(kw["datapath"], kw["fmt"], kw["rounding"], kw["fused"],
+                               DECAY if kw["decay"] == "-" else kw["decay"])
         with quantized_mamba2(seed=seed, **full) as step:
             nll = _token_nll(model, ids)
         key = step.variant.key
     return {"variant": key, **(kw or {"datapath": "fp32", "fmt": "fp32", "rounding": "-",
-                                      "fused": False})}, {
+                                      "fused": False, "decay": "-"})}, {
         "curve": _curve(nll, seq_len), "seconds": time.perf_counter() - t0}
 
 
@@ -169,26 +174,30 @@ def run_sweep(out: str, seq_len: int = 2048, *, batch: int = BATCH, seed: int = 
 
 
 def table_markdown(rows: list[dict], seq_len: int, meta: dict) -> str:
-    """Rows: formats; columns: RTN / SR, fake-quant and exact (unfused, fused)."""
-    at = {(r["datapath"], r["fmt"], r["rounding"], str(r["fused"])): r["ppl"]
+    """Rows: formats; columns: RTN / SR, fake-quant and exact (unfused, fused, fused with
+    feedback decays)."""
+    at = {(r["datapath"], r["fmt"], r["rounding"], str(r["fused"]),
+           "feedback" if r.get("decay") == "feedback" else ""): r["ppl"]
           for r in rows if int(r["length"]) == seq_len}
     ref = next(r["ppl_fp32"] for r in rows if int(r["length"]) == seq_len)
     f = lambda k: f"{at[k]:.4f}" if k in at else ""  # noqa: E731
     lines = [f"Perplexity (per byte) of the {meta['params']:,}-parameter Mamba-2 on "
              f"{BATCH} x {seq_len} held-out bytes; fp32 state update: {ref:.4f}", "",
              "| format | fake-quant RTN | fake-quant SR | exact RTN | exact SR | "
-             "exact fused RTN | exact fused SR |", "|---|---|---|---|---|---|---|"]
+             "exact fused RTN | exact fused SR | exact fused RTN, d feedback | "
+             "exact fused SR, d feedback |", "|---|---|---|---|---|---|---|---|---|"]
     for fmt in FORMATS:
-        cells = [f(("fakequant", fmt, r, "False")) for r in ROUNDINGS]
-        cells += [f(("exact", fmt, r, "False")) for r in ROUNDINGS]
-        cells += [f(("exact", fmt, r, "True")) for r in ROUNDINGS]
+        cells = [f(("fakequant", fmt, r, "False", "")) for r in ROUNDINGS]
+        cells += [f(("exact", fmt, r, "False", "")) for r in ROUNDINGS]
+        cells += [f(("exact", fmt, r, "True", "")) for r in ROUNDINGS]
+        cells += [f(("exact", fmt, r, "True", "feedback")) for r in ROUNDINGS]
         lines.append(f"| {fmt} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: str) -> None:
     """Left: perplexity against sequence length; right: its increase over fp32 (%), one line
-    per variant (fake-quant by format colour, exact MX8 black, fused olive; dashed = SR)."""
+    per variant (fake-quant by format colour, exact MX8 black, fused olive, fused with feedback decays cyan; dashed = SR)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -209,9 +218,12 @@ def plot(rows: list[dict], path: str) -> None:
         if r0["datapath"] == "fp32":
             continue
         exact, fused = r0["datapath"] == "exact", str(r0["fused"]) == "True"
-        color = ("tab:olive" if fused else "k") if exact else COLORS.get(r0["fmt"], "tab:gray")
+        feedback = r0.get("decay") == "feedback"
+        color = (("tab:cyan" if feedback else "tab:olive") if fused else "k") if exact \
+            else COLORS.get(r0["fmt"], "tab:gray")
         style = "--" if r0["rounding"] == "stochastic" else "-"
-        label = (f"exact {r0['fmt']}{' fused' if fused else ''}" if exact else r0["fmt"]) + (
+        label = (f"exact {r0['fmt']}{' fused' if fused else ''}"
+                 f"{', d feedback' if feedback else ''}" if exact else r0["fmt"]) + (
             " SR" if r0["rounding"] == "stochastic" else " RTN")
         kw = dict(color=color, ls=style, lw=1.2 if exact else 1.0,
                   marker="o" if exact else None, ms=3, label=label)
