@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES, ONE_EXP, ONE_MAG
+from quant.constants import COLUMNS, GROUPS_PER_COLUMN, LANES
 from quant.mx8 import GROUP, MX8, MX8Scalar, encode, from_words, to_words
 from quant.rng import DEFAULT_SITE_SEEDS, RandomSource, SITES, SPERandom
 from quant.spe import (SPEConfig, add, attention_attend, attention_score, dot, fused_mul_add,
-                       mul, mul_scalar, state_update)
+                       mul, mul_scalar, one_mx8, state_update)
 
 __all__ = ["COLUMNS", "SpuWorkload", "SpuModel", "ReplaySource",
            "comp_order", "words_of", "mx_of", "new_acc", "acc_words"]
@@ -311,7 +311,7 @@ class SpuModel:
         V = mx_of([rows[b][c] for b, c in order])
         s = _pick_scalars([ops[b]["v"] for b, _ in order], [c for _, c in order])
         if self.fused:
-            one = _one_acc()
+            one = one_mx8((1,), GPW)
             e = s.expand_groups(s.exp.shape, GPW)
 
             def acc_add(i, p, x, scale):
@@ -344,12 +344,6 @@ def new_acc(partials: int) -> list[list[MX8]]:
 def acc_words(acc: list[list[MX8]]) -> list[int]:
     """The word each bank's RESULT_READ returns in attend mode (partial 0, folded)."""
     return [words_of(a[0])[0] for a in acc]
-
-
-def _one_acc() -> MX8:
-    """A sub-chunk of 1.0 (``quant.constants.ONE_EXP``, ``ONE_MAG``), MX8 ``(1, 2)``."""
-    z = zero_acc()
-    return MX8(torch.full_like(z.exp, ONE_EXP), z.mu, z.sign, torch.full_like(z.mag, ONE_MAG))
 
 
 def zero_acc() -> MX8:

@@ -34,7 +34,7 @@ from .rng import SITES, SPERandom, TorchBits
 __all__ = [
     "RBITS",
     "RENORMS", "ADD_FRAC_BITS", "ATTEND_PARTIALS", "ATTEND_PARTIALS_FUSED", "ATTEND_ROW",
-    "DOT_GUARD_BITS", "attend_partials",
+    "DOT_GUARD_BITS", "attend_partials", "one_mx8",
     "DOT_Y_BITS", "DOT_X_NAN", "SUBCHUNK",
     "SPEConfig", "DotOut", "StateUpdateOut", "mul", "mul_scalar", "add", "dot",
     "state_update", "attention_score", "attention_attend", "hardware_order_rand",
@@ -726,7 +726,7 @@ def _zero_mx8(lead: tuple[int, ...], groups: int) -> MX8:
                zero[..., None].expand(*zero.shape, GROUP).contiguous())
 
 
-def _one_mx8(lead: tuple[int, ...], groups: int) -> MX8:
+def one_mx8(lead: tuple[int, ...], groups: int) -> MX8:
     """Groups of 1.0 (:data:`quant.constants.ONE_EXP`, ``ONE_MAG``)."""
     z = _zero_mx8(lead, groups)
     return MX8(torch.full_like(z.exp, ONE_EXP), z.mu, z.sign, torch.full_like(z.mag, ONE_MAG))
@@ -757,7 +757,7 @@ def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(
     Random bits are drawn once per product, per token sum and per fold step, in that order.
 
     With ``cfg.fused`` every sum is one fused multiply-add with one rounding (site ``add``;
-    nothing drawn at ``mul_outer``), 1 being :func:`_one_mx8`:
+    nothing drawn at ``mul_outer``), 1 being :func:`one_mx8`:
     ``P_c = fused_mul_add(P_c, 1, V_t, s_t)`` and ``P_0 = fused_mul_add(P_0, 1, P_k, 1)``.
     ``partials`` defaults to :func:`attend_partials` of ``cfg``.
     """
@@ -774,7 +774,7 @@ def attention_attend(values: MX8, scores: MX8Scalar, cfg: SPEConfig = SPEConfig(
                          f"{tuple(scores.exp.shape)}")
     groups = values.exp.shape[-1]
     parts = [_zero_mx8(tuple(lead), groups) for _ in range(partials)]
-    one = _one_mx8(tuple(lead), groups)
+    one = one_mx8(tuple(lead), groups)
 
     def accumulate(p: MX8, x: MX8, s: MX8Scalar | None) -> MX8:
         """``p + x * s`` (``s is None``: ``p + x``) as the datapath sums."""

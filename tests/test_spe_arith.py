@@ -9,7 +9,7 @@ import mx8_reference as ref
 from mx8_fields import random_fields, to_dicts
 from quant import mx8, native, spe
 from quant.mx8 import MX8
-from quant.rng import LFSRStream, RandomSource, SPERandom
+from quant.rng import LFSRStream, SPERandom
 
 CONFIGS = [spe.SPEConfig(rounding=r, renorm=n, rbits=b)
            for r, n, b in [("nearest", "lod", 8), ("nearest", "fixed", 8),
@@ -318,24 +318,13 @@ def test_attention_attend_partial_sum_order():
         spe.attention_attend(vals, s7, cfg, partials=0)
 
 
-class _Replay(RandomSource):
-    """Hands out the given tensors, one per draw, in order (fails when out of them)."""
-
-    def __init__(self, tensors):
-        self._it = iter(tensors)
-
-    def draw(self, shape, r):
-        t = next(self._it)
-        assert tuple(t.shape) == tuple(shape)
-        return t
-
-
 @pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
 def test_fused_attention_attend_order(rounding):
     """The fused attend spec: every token sum ``fused_mul_add(P, 1, V_t, s_t)`` and every fold
     step ``fused_mul_add(P_0, 1, P_k, 1)`` (one rounding each, site ``add`` only), token c of
     a row into partial c mod 3 by default, folds after every row and after the last token.
     Spelled out on a short row length, the random bits drawn in that order."""
+    from cosim.spu_model import ReplaySource
     from quant.constants import ATTEND_PARTIALS_FUSED, ONE_EXP, ONE_MAG
     torch.manual_seed(12)
     e = mx8.encode
@@ -373,8 +362,8 @@ def test_fused_attention_attend_order(rounding):
         parts[c % 3] = tok(parts[c % 3], t)
         if c == 4 or t == 7:
             fold(parts)
-    rng = SPERandom({"mul_decay": _Replay([]), "mul_outer": _Replay([]),
-                     "add": _Replay(bits)}) if rounding == "stochastic" else None
+    rng = SPERandom({"mul_decay": ReplaySource([]), "mul_outer": ReplaySource([]),
+                     "add": ReplaySource(bits)}) if rounding == "stochastic" else None
     got = spe.attention_attend(vals, s8, cfg, rng, row=5)
     assert all(torch.equal(getattr(got, f), getattr(parts[0], f))
                for f in ("exp", "mu", "sign", "mag"))

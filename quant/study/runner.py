@@ -167,7 +167,7 @@ def encode_mx8(x: torch.Tensor, rounding: str, rbits: int, rng=None, *,
 def encode_decay(d: torch.Tensor, mode: str, rng=None) -> mx8.MX8:
     """Encode the decay ``d`` to MX8 as the GPU does, one step without memory (modes: see the
     module docstring; ``feedback`` keeps a residual across steps: :class:`DecayEncoder`)."""
-    _choice("decay", mode, DECAY_ENCODINGS[:-1])
+    _choice("decay", mode, tuple(m for m in DECAY_ENCODINGS if m != "feedback"))
     rounding = "stochastic" if mode.startswith("stochastic") else "nearest"
     return encode_mx8(d, rounding, DECAY_RBITS, rng, carry=mode.endswith("carry"))
 
